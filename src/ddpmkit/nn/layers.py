@@ -1,0 +1,105 @@
+"""Building blocks of the DDPM U-Net (Ho et al. 2020, appendix B; the PixelCNN++ backbone with attention)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoidal embedding of integer timesteps, [N] -> [N, dim] (Vaswani et al.; Ho et al. §4)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half - 1, 1))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
+    """GroupNorm with at most ``groups`` groups that divide ``channels`` (32 in the paper)."""
+    g = math.gcd(channels, groups)
+    return nn.GroupNorm(g, channels, eps=1e-6)
+
+
+def zero_module(m: nn.Module) -> nn.Module:
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    return m
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv3x3, + time embedding, GroupNorm → SiLU → dropout → conv3x3 (zero-init), + skip."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int = 32):
+        super().__init__()
+        self.norm1 = group_norm(in_ch, groups)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, out_ch)
+        self.norm2 = group_norm(out_ch, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention over the H×W positions (one head in Ho et al.), residual, output projection zero-initialised.
+
+    With ``context_dim`` set, the keys and values also include projected context tokens (text states), so one
+    attention reads the image and the prompt together (GLIDE's encoder-kv cross-attention); ``context_mask`` marks
+    real tokens (True) so padding is never attended to.
+    """
+
+    def __init__(self, channels: int, heads: int = 1, groups: int = 32, context_dim: int | None = None):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention channels {channels} must be divisible by heads {heads}")
+        self.heads = heads
+        self.norm = group_norm(channels, groups)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = zero_module(nn.Conv2d(channels, channels, 1))
+        self.context_kv = nn.Linear(context_dim, 2 * channels) if context_dim else None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        q, k, v = (z.transpose(-1, -2) for z in (q, k, v))         # [N, heads, HW, d]
+        mask = None
+        if self.context_kv is not None and context is not None:
+            ck, cv = self.context_kv(context).reshape(n, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            k, v = torch.cat([k, ck.to(k.dtype)], 2), torch.cat([v, cv.to(v.dtype)], 2)
+            if context_mask is not None:
+                keep = torch.cat([torch.ones(n, h * w, dtype=torch.bool, device=x.device), context_mask.bool()], 1)
+                mask = keep[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+
+
+class Downsample(nn.Module):
+    """3×3 convolution with stride 2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour ×2 then a 3×3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

@@ -1,0 +1,170 @@
+"""The U-Net of Ho et al. (2020): a PixelCNN++-style backbone of residual blocks with self-attention,
+a sinusoidal time embedding fed to every block, and (optionally) text conditioning.
+
+Configured by one dataclass (``UNetConfig``) that a checkpoint stores as JSON, so a run folder rebuilds its network.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import AttentionBlock, Downsample, ResBlock, Upsample, group_norm, timestep_embedding, zero_module
+
+
+@dataclass
+class UNetConfig:
+    image_size: int = 32                      # square side; any H×W divisible by 2**(len(channel_mults)-1) works
+    in_channels: int = 3
+    base_channels: int = 128                  # paper, CIFAR-10
+    channel_mults: tuple[int, ...] = (1, 2, 2, 2)   # paper, 32×32
+    num_res_blocks: int = 2                   # paper
+    attention_resolutions: tuple[int, ...] = (16,)  # paper: self-attention at 16×16
+    dropout: float = 0.1                      # paper, CIFAR-10
+    heads: int = 1                            # paper: single-head attention
+    groups: int = 32                          # GroupNorm groups (paper)
+    learn_sigma: bool = False                 # True: output 2×in_channels, [mean | variance interpolation v]
+    context_dim: int | None = None            # text token width for cross-attention (None: unconditional)
+    pooled_dim: int | None = None             # pooled text vector width, added to the time embedding (GLIDE)
+
+    def __post_init__(self) -> None:
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.channel_mults) - 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channel_mults"] = list(self.channel_mults)
+        d["attention_resolutions"] = list(self.attention_resolutions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown U-Net config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+PRESETS: dict[str, UNetConfig] = {
+    # Ho et al. CIFAR-10 model: 35.7M parameters.
+    "ddpm-cifar10": UNetConfig(32, 3, 128, (1, 2, 2, 2), 2, (16,), 0.1),
+    # Ho et al. 256×256 models (LSUN, CelebA-HQ): 114M parameters.
+    "ddpm-256": UNetConfig(256, 3, 128, (1, 1, 2, 2, 4, 4), 2, (16,), 0.0),
+    # Sized for 28×28 digits on a laptop CPU (28 → 14 → 7).
+    "mnist-tiny": UNetConfig(28, 1, 32, (1, 2, 2), 1, (7,), 0.0),
+    "mnist-small": UNetConfig(28, 1, 48, (1, 2, 2), 2, (7,), 0.1),
+}
+
+
+def preset_config(name: str, **overrides: Any) -> UNetConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return UNetConfig(**{**PRESETS[name].to_dict(), **overrides})
+
+
+class UNet(nn.Module):
+    """``net(x_t, t, cond=None) -> [N, out_channels, H, W]``. ``cond`` (text models) has ``.tokens`` [N, L, D],
+    ``.mask`` [N, L] (True = real token) and ``.pooled`` [N, D]."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = c = config
+        ch = c.base_channels
+        emb_dim = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.pooled_proj = nn.Linear(c.pooled_dim, emb_dim) if c.pooled_dim else None
+        self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
+
+        def attn(channels: int) -> AttentionBlock:
+            return AttentionBlock(channels, c.heads, c.groups, c.context_dim)
+
+        self.down = nn.ModuleList()
+        skips, cur, res = [ch], ch, c.image_size
+        for level, mult in enumerate(c.channel_mults):
+            for _ in range(c.num_res_blocks):
+                out = ch * mult
+                self.down.append(_Stage(ResBlock(cur, out, emb_dim, c.dropout, c.groups),
+                                        attn(out) if res in c.attention_resolutions else None))
+                cur = out
+                skips.append(cur)
+            if level != len(c.channel_mults) - 1:
+                self.down.append(_Stage(Downsample(cur)))
+                skips.append(cur)
+                res //= 2
+        self.mid = nn.ModuleList([_Stage(ResBlock(cur, cur, emb_dim, c.dropout, c.groups), attn(cur)),
+                                  _Stage(ResBlock(cur, cur, emb_dim, c.dropout, c.groups))])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(c.channel_mults))):
+            for i in range(c.num_res_blocks + 1):
+                out = ch * mult
+                self.up.append(_Stage(ResBlock(cur + skips.pop(), out, emb_dim, c.dropout, c.groups),
+                                      attn(out) if res in c.attention_resolutions else None,
+                                      Upsample(out) if (level and i == c.num_res_blocks) else None))
+                cur = out
+            if level:
+                res *= 2
+        self.norm_out = group_norm(cur, c.groups)
+        self.conv_out = zero_module(nn.Conv2d(cur, c.out_channels, 3, padding=1))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "UNet":
+        return cls(preset_config(name, **overrides))
+
+    def check_input_size(self, height: int, width: int) -> None:
+        f = self.config.downsample_factor
+        if height % f or width % f:
+            raise ValueError(f"image size {height}x{width} is not divisible by {f} (the U-Net halves it "
+                             f"{len(self.config.channel_mults) - 1} times): resize or crop to a multiple of {f}")
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        self.check_input_size(x.shape[-2], x.shape[-1])
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
+        context = mask = None
+        if cond is not None:
+            if self.pooled_proj is not None and getattr(cond, "pooled", None) is not None:
+                emb = emb + self.pooled_proj(cond.pooled.to(emb.dtype))
+            context, mask = getattr(cond, "tokens", None), getattr(cond, "mask", None)
+        h = self.conv_in(x)
+        hs = [h]
+        for stage in self.down:
+            h = stage(h, emb, context, mask)
+            hs.append(h)
+        for stage in self.mid:
+            h = stage(h, emb, context, mask)
+        for stage in self.up:
+            h = stage(torch.cat([h, hs.pop()], dim=1), emb, context, mask)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class _Stage(nn.Module):
+    """One step of the U-Net ladder: a ResBlock (or a resampler), then optional attention and upsampling."""
+
+    def __init__(self, block: nn.Module, attn: AttentionBlock | None = None, upsample: Upsample | None = None):
+        super().__init__()
+        self.block, self.attn, self.upsample = block, attn, upsample
+
+    def forward(self, h, emb, context=None, mask=None):
+        h = self.block(h, emb) if isinstance(self.block, ResBlock) else self.block(h)
+        if self.attn is not None:
+            h = self.attn(h, context, mask)
+        if self.upsample is not None:
+            h = self.upsample(h)
+        return h
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
