@@ -1,0 +1,128 @@
+"""The frozen text encoder: offline loading of the bundled all-MiniLM-L6-v2, determinism, padding, truncation,
+prompt validation and the prompt cache. The model loads once for the module (a few seconds on 2 cores)."""
+import os
+import socket
+import warnings
+
+import pytest
+import torch
+
+from ddpmkit.text import EncoderLoadError, TextEncoder, masked_mean
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("the text encoder tried to open a network connection")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", _no_network)
+        mp.setattr(socket, "create_connection", _no_network)
+        mp.delenv("HF_HUB_OFFLINE", raising=False)
+        mp.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        enc = TextEncoder()
+        assert "HF_HUB_OFFLINE" not in os.environ   # the offline switch is scoped to loading
+    return enc
+
+
+def test_default_encoder_loads_offline_as_minilm(encoder):
+    assert (encoder.name, encoder.dim, encoder.pooled_dim, encoder.max_length) == ("all-MiniLM-L6-v2", 384, 384, 256)
+    c = encoder(["a red circle", "a blue square on the left"])
+    assert c.tokens.shape == (2, 8, 384) and c.mask.dtype == torch.bool and c.pooled.shape == (2, 384)
+    assert torch.equal(c.mask.sum(1), torch.tensor([5, 8]))   # [CLS] a red circle [SEP]; the second has 8 tokens
+
+
+def test_same_prompt_gives_identical_tensors_and_different_prompts_differ(encoder):
+    encoder.clear_cache()
+    a = encoder(["a handwritten seven"])
+    encoder.clear_cache()
+    b = encoder(["a handwritten seven"])
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.pooled, b.pooled)
+    c = encoder(["a handwritten three"])
+    assert not torch.allclose(a.pooled, c.pooled, atol=1e-3)
+
+
+def test_pooled_is_minilm_mean_pooling_and_ignores_padding(encoder):
+    encoder.clear_cache()
+    alone = encoder(["a red circle"])
+    encoder.clear_cache()
+    padded = encoder(["a red circle", "a small green triangle at the bottom, below a large red square"])
+    assert padded.length > alone.length and not padded.mask[0, alone.length:].any()
+    assert torch.allclose(padded.pooled[0], alone.pooled[0], atol=1e-5)
+    assert torch.allclose(padded.tokens[0, : alone.length], alone.tokens[0], atol=1e-5)
+    assert torch.equal(padded.tokens[0, alone.length:], torch.zeros_like(padded.tokens[0, alone.length:]))
+    # the model's own pooling (sentence-transformers: mean of real tokens, then L2-normalise), whatever padding holds
+    garbage = padded.tokens.masked_fill(~padded.mask[..., None], 50.0)
+    mean = torch.nn.functional.normalize(masked_mean(garbage, padded.mask), dim=-1)
+    assert torch.allclose(mean, padded.pooled, atol=1e-5)
+    longer = padded.pad_to(padded.length + 9)
+    assert torch.equal(longer.pooled, padded.pooled) and not longer.mask[:, padded.length:].any()
+
+
+def test_empty_prompt_is_marked_null(encoder):
+    c = encoder(["", "a red circle", "  "])
+    assert c.is_null.tolist() == [True, False, True]
+    assert c.mask[0].sum() >= 1   # still real encoder states: a network may use them or its learned null embedding
+
+
+def test_long_prompt_is_truncated_with_a_warning(encoder):
+    with pytest.warns(UserWarning, match=r"truncated to the text encoder's 256"):
+        c = encoder(["a red circle " * 100])
+    assert c.length == 256 and bool(c.mask.all())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder(["a red circle"])   # a short prompt does not warn
+
+
+@pytest.mark.parametrize("bad", [[1], ["ok", None], None, 7, [b"bytes"], []])
+def test_prompt_that_is_not_text_raises_one_clear_line(encoder, bad):
+    with pytest.raises(ValueError) as info:
+        encoder(bad)
+    msg = str(info.value)
+    assert "\n" not in msg and ("str" in msg or "prompt" in msg)
+
+
+def test_repeated_prompts_are_embedded_once(encoder, monkeypatch):
+    encoder.clear_cache()
+    calls = []
+    real = encoder._embed
+    monkeypatch.setattr(encoder, "_embed", lambda prompts: calls.append(list(prompts)) or real(prompts))
+    first = encoder(["a red circle", "a red circle", "a blue square"])
+    assert calls == [["a red circle", "a blue square"]]
+    again = encoder(["a blue square", "a red circle"])
+    assert len(calls) == 1
+    assert torch.equal(again.pooled[1], first.pooled[0]) and torch.equal(again.pooled[0], first.pooled[2])
+    assert torch.equal(first.tokens[0], first.tokens[1])
+
+
+def test_cache_evicts_least_recently_used(encoder, monkeypatch):
+    encoder.clear_cache()
+    monkeypatch.setattr(encoder, "cache_size", 2)
+    encoder(["one"]); encoder(["two"]); encoder(["one"]); encoder(["three"])   # "two" is the oldest now
+    calls = []
+    real = encoder._embed
+    monkeypatch.setattr(encoder, "_embed", lambda prompts: calls.append(list(prompts)) or real(prompts))
+    encoder(["one", "three", "two"])
+    assert calls == [["two"]]
+
+
+def test_missing_folder_or_uncached_name_fails_in_one_line_without_network(monkeypatch):
+    monkeypatch.setattr(socket.socket, "connect", _no_network)
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    with pytest.raises(EncoderLoadError, match="does not exist") as info:
+        TextEncoder("./no/such/encoder")
+    assert "\n" not in str(info.value)
+    with pytest.raises(EncoderLoadError, match="local model folder") as info:
+        TextEncoder("nobody-here/not-a-real-encoder", local_files_only=True)
+    assert "\n" not in str(info.value)
+
+
+def test_plain_hugging_face_backend_loads_a_local_folder(encoder):
+    from ddpmkit.text import default_model_path
+    hf = TextEncoder(str(default_model_path()), backend="transformers", cache_size=0)
+    prompts = ["a red circle", "a handwritten seven on the left"]
+    c, ref = hf(prompts), encoder(prompts)
+    assert torch.allclose(c.tokens, ref.tokens, atol=1e-4) and torch.equal(c.mask, ref.mask)
+    assert torch.allclose(torch.nn.functional.normalize(c.pooled, dim=-1), ref.pooled, atol=1e-5)
+    assert not torch.allclose(c.pooled.norm(dim=-1), torch.ones(2))   # plain mean pooling, no normalisation
