@@ -65,6 +65,8 @@ PRESETS: dict[str, UNetConfig] = {
     # Sized for 28×28 digits on a laptop CPU (28 → 14 → 7).
     "mnist-tiny": UNetConfig(28, 1, 32, (1, 2, 2), 1, (7,), 0.0),
     "mnist-small": UNetConfig(28, 1, 48, (1, 2, 2), 2, (7,), 0.1),
+    # A few thousand parameters: smoke tests and CI (any size divisible by 2).
+    "micro": UNetConfig(8, 1, 8, (1, 2), 1, (4,), 0.0, groups=4),
 }
 
 

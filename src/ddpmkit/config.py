@@ -1,0 +1,109 @@
+"""The run configuration: one dataclass per layer, stored together as a run folder's config.json."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .diffusion import PREDICTIONS, VARIANCES
+from .errors import UserError
+from .losses import LOSS_TYPES
+from .nn import UNetConfig
+from .schedules import BUILDERS, Schedule, build
+
+
+@dataclass
+class DiffusionConfig:
+    schedule: str = "linear"          # paper: linear β 1e-4 → 0.02
+    num_timesteps: int = 1000         # paper: T = 1000
+    prediction: str = "eps"           # paper: ε-prediction
+    variance: str = "fixed_small"     # paper: σ² = β̃ (fixed_large σ² = β also in the paper); "learned" (Nichol & Dhariwal)
+
+    def build_schedule(self) -> Schedule:
+        return build(self.schedule, self.num_timesteps)
+
+    def validate(self) -> None:
+        if self.schedule not in BUILDERS:
+            raise UserError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(BUILDERS)}")
+        if self.prediction not in PREDICTIONS:
+            raise UserError(f"unknown prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+        if self.variance not in VARIANCES:
+            raise UserError(f"unknown variance {self.variance!r}: choose one of {', '.join(VARIANCES)}")
+        if self.num_timesteps < 2:
+            raise UserError(f"num_timesteps must be at least 2, got {self.num_timesteps}")
+
+
+@dataclass
+class TrainConfig:
+    """Defaults are the CPU recipe for the embedded MNIST digits; paper (CIFAR-10) values noted where they differ."""
+    dataset: str = "mnist"
+    data_root: str | None = None
+    image_size: int | None = None     # None: the dataset's own size (28 for MNIST); folders default to 32
+    channels: int | None = None       # None: the dataset's own; folders default to 3
+    preset: str = "mnist-tiny"
+    steps: int = 4000
+    batch_size: int = 128             # paper: 128
+    lr: float = 1e-3                  # paper: 2e-4 (a 1M-parameter net tolerates more)
+    warmup_steps: int = 200           # paper: 5000
+    optimizer: str = "adam"           # paper: Adam
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0            # paper: clip at 1.0
+    ema_decay: float = 0.9999         # paper: 0.9999
+    ema_warmup: bool = True           # decay min(ema_decay, (1+n)/(10+n)) so short runs still average sensibly
+    loss: str = "simple"              # paper: L_simple; "vlb" or "hybrid" (Nichol & Dhariwal)
+    timestep_sampler: str = "uniform"  # or "loss-second-moment" (for L_vlb)
+    precision: str = "auto"           # auto: bf16 autocast where the CPU/GPU supports it, else fp32
+    hflip: bool = False               # paper: random horizontal flips for CIFAR-10 (never for digits)
+    sample_every: int = 1000
+    sample_n: int = 16
+    sample_steps: int = 100           # respaced ancestral steps for the periodic grids
+    save_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "sample_every", "save_every", "log_every", "sample_n", "sample_steps"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"learning rate must be positive, got {self.lr}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            raise UserError("warmup-steps and weight-decay must be ≥ 0 and grad-clip > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise UserError(f"unknown optimizer {self.optimizer!r}: choose adam or adamw")
+        if self.loss not in LOSS_TYPES:
+            raise UserError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSS_TYPES)}")
+        if self.timestep_sampler not in ("uniform", "loss-second-moment"):
+            raise UserError(f"unknown timestep sampler {self.timestep_sampler!r}: choose uniform or loss-second-moment")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
+        if self.image_size is not None and self.image_size <= 0:
+            raise UserError(f"image-size must be positive, got {self.image_size}")
+
+
+@dataclass
+class RunConfig:
+    model: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "diffusion": asdict(self.diffusion), "train": asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        try:
+            return cls(model=UNetConfig.from_dict(d["model"]),
+                       diffusion=_from_dict(DiffusionConfig, d.get("diffusion", {})),
+                       train=_from_dict(TrainConfig, d.get("train", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"config.json does not describe a ddpmkit run ({e}): point to a run folder "
+                            f"written by 'ddpmkit train'") from None
+
+
+def _from_dict(cls, d: dict):
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    return cls(**d)
