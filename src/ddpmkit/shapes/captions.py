@@ -1,0 +1,113 @@
+"""Captions for shape scenes, in training phrasings and in held-out paraphrases, and a parser back to labels.
+
+The held-out phrasings (``held_out=True``) are never produced for training; they measure whether a model read the
+meaning of a prompt or memorised its wording. ``parse_caption`` reads both, and returns only what a caption says:
+``{"objects": [{"color", "shape", optional "size", optional "position"}], "relation": str | None}``.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .scene import COLORS, POSITIONS, SHAPES
+
+# --- phrasings: each maps a label value to the words used for it --------------------------------------------------
+TRAIN = {
+    "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
+    "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
+    "where": {"left": ("on the left",), "right": ("on the right",), "top": ("at the top",),
+              "bottom": ("at the bottom",), "centre": ("in the centre", "in the middle")},
+    "rel": {"left of": ("left of", "to the left of"), "right of": ("right of", "to the right of"),
+            "above": ("above",), "below": ("below",)},
+    "size": {"small": "small", "large": "large"},
+}
+HELD_OUT = {
+    "single": ("a picture of a {obj} {where}", "one {obj}, {where}", "an image showing a {obj} {where}"),
+    "pair": ("a picture of a {a} {rel} a {b}", "a {a} placed {rel} a {b}"),
+    "where": {"left": ("on the left side",), "right": ("on the right side",), "top": ("near the top",),
+              "bottom": ("near the bottom",), "centre": ("in the center",)},
+    "rel": {"left of": ("on the left of",), "right of": ("on the right of",),
+            "above": ("on top of", "over"), "below": ("under", "beneath")},
+    "size": {"small": "little", "large": "big"},
+}
+
+# --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
+COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
+SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "dot": "circle",
+               "square": "square", "squares": "square", "box": "square",
+               "triangle": "triangle", "triangles": "triangle"}
+SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large", "huge": "large"}
+POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom",
+                  "centre": "centre", "center": "centre", "middle": "centre"}
+RELATION_PHRASES = {   # longest first when matching
+    "to the left of": "left of", "on the left of": "left of", "left of": "left of",
+    "to the right of": "right of", "on the right of": "right of", "right of": "right of",
+    "on top of": "above", "above": "above", "over": "above",
+    "underneath": "below", "beneath": "below", "below": "below", "under": "below",
+}
+_REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _describe(obj: dict, words: dict, with_size: bool) -> str:
+    size = words["size"][obj["size"]] + " " if with_size else ""
+    return f"{size}{obj['color']} {obj['shape']}"
+
+
+def caption(label: dict, rng: np.random.Generator, held_out: bool = False, p_size: float = 0.5) -> str:
+    """A caption for a scene label; sizes are named with probability ``p_size`` (both objects or neither)."""
+    words = HELD_OUT if held_out else TRAIN
+    objects, relation = label["objects"], label.get("relation")
+    with_size = bool(rng.random() < p_size)
+    if relation is None:
+        obj = objects[0]
+        where = _pick(rng, words["where"][obj["position"]])
+        return _pick(rng, words["single"]).format(obj=_describe(obj, words, with_size), where=where)
+    rel = _pick(rng, words["rel"][relation])
+    return _pick(rng, words["pair"]).format(a=_describe(objects[0], words, with_size), rel=rel,
+                                            b=_describe(objects[1], words, with_size))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def _parse_object(text: str, caption_text: str) -> dict:
+    obj: dict[str, str] = {}
+    for word in _words(text):
+        for key, table in (("color", COLOR_WORDS), ("shape", SHAPE_WORDS), ("size", SIZE_WORDS)):
+            if word in table:
+                if key in obj and obj[key] != table[word]:
+                    raise ValueError(f"caption {caption_text!r} names two {key}s for one shape: "
+                                     f"describe each shape once, e.g. 'a red circle left of a blue square'")
+                obj[key] = table[word]
+    if "shape" not in obj or "color" not in obj:
+        missing = "shape" if "shape" not in obj else "colour"
+        raise ValueError(f"cannot parse caption {caption_text!r}: no {missing} word in {text.strip()!r}; "
+                         f"use e.g. 'a red circle on the left' (colours: {', '.join(COLORS)}; shapes: {', '.join(SHAPES)})")
+    return obj
+
+
+def parse_caption(text: str) -> dict:
+    """Caption → ``{"objects": [...], "relation": ...}`` holding only the attributes the caption names."""
+    if not isinstance(text, str):
+        raise ValueError(f"a caption must be a str, not {type(text).__name__}: pass e.g. 'a red circle on the left'")
+    low = " ".join(_words(text))
+    match = _REL_RE.search(low)
+    if match:
+        a = _parse_object(low[: match.start()], text)
+        b = _parse_object(low[match.end():], text)
+        return {"objects": [a, b], "relation": RELATION_PHRASES[match.group(1)]}
+    obj = _parse_object(low, text)
+    places = {POSITION_WORDS[w] for w in _words(low) if w in POSITION_WORDS}
+    if len(places) > 1:
+        raise ValueError(f"caption {text!r} names several positions ({', '.join(sorted(places))}): "
+                         f"use one of {', '.join(POSITIONS)}, or a relation such as 'left of'")
+    if places:
+        obj["position"] = places.pop()
+    return {"objects": [obj], "relation": None}
+

@@ -1,0 +1,88 @@
+"""The procedural shapes dataset: deterministic by seed, varied, well-formed scenes and captions that parse back."""
+import numpy as np
+import pytest
+import torch
+
+from ddpmkit.shapes import COLORS, HELD_OUT, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset, parse_caption
+from ddpmkit.shapes.scene import shape_mask
+
+
+def test_same_seed_same_items_in_any_order_and_other_seeds_differ():
+    a, b = ShapesDataset(seed=3), ShapesDataset(seed=3)
+    late_first = b[41]
+    for i in (0, 41, 10_000_000):
+        (xa, ca, la), (xb, cb, lb) = a[i], b[i]
+        assert torch.equal(xa, xb) and ca == cb and la == lb
+    assert torch.equal(late_first[0], a[41][0])
+    other = ShapesDataset(seed=4)
+    differ = sum(not torch.equal(a[i][0], other[i][0]) for i in range(20))
+    assert differ >= 18
+    assert [a[i][1] for i in range(20)] != [other[i][1] for i in range(20)]
+
+
+def test_item_formats_and_lengths():
+    x, caption, label = ShapesDataset(seed=0)[0]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    assert isinstance(caption, str) and caption and label["objects"]
+    u, _, _ = ShapesDataset(seed=0, image_format="uint8")[0]
+    assert u.shape == (32, 32, 3) and u.dtype == np.uint8
+    assert torch.allclose(torch.from_numpy(u).permute(2, 0, 1).float() / 127.5 - 1, x)
+    with pytest.raises(TypeError, match="unbounded"):
+        len(ShapesDataset(seed=0))
+    sized = ShapesDataset(seed=0, length=5)
+    assert len(sized) == 5 and len(list(sized)) == 5
+    with pytest.raises(IndexError):
+        sized[5]
+    images, captions, labels = sized.batch(0, 5)
+    assert images.shape == (5, 3, 32, 32) and len(captions) == len(labels) == 5
+
+
+def test_scenes_cover_the_vocabulary_and_pairs_never_touch():
+    ds = ShapesDataset(seed=11)
+    labels = [ds.label(i)[0] for i in range(400)]
+    objects = [o for lab in labels for o in lab["objects"]]
+    assert {o["color"] for o in objects} == set(COLORS) and len(COLORS) >= 6
+    assert {o["shape"] for o in objects} == set(SHAPES)
+    assert {o["size"] for o in objects} == {"small", "large"}
+    assert {lab["objects"][0]["position"] for lab in labels if lab["relation"] is None} == set(POSITIONS)
+    pairs = [lab for lab in labels if lab["relation"] is not None]
+    assert {lab["relation"] for lab in pairs} == set(RELATIONS) and 120 < len(pairs) < 280
+    for lab in pairs:
+        a, b = lab["objects"]
+        assert a["color"] != b["color"]
+        ma, mb = (shape_mask(o["shape"], o["cx"], o["cy"], o["extent"]) for o in (a, b))
+        assert ma.any() and mb.any() and not (ma & mb).any()
+
+
+def test_captions_parse_back_to_the_scene_in_training_and_held_out_phrasings():
+    for held_out in (False, True):
+        ds = ShapesDataset(seed=5, held_out=held_out)
+        for i in range(300):
+            label, caption = ds.label(i)
+            parsed = parse_caption(caption)
+            assert parsed["relation"] == label["relation"], caption
+            assert len(parsed["objects"]) == len(label["objects"])
+            for said, truth in zip(parsed["objects"], label["objects"]):
+                assert {"color", "shape"} <= set(said) and all(truth[k] == v for k, v in said.items()), caption
+            if label["relation"] is None:
+                assert "position" in parsed["objects"][0], caption
+
+
+def test_held_out_phrasings_never_appear_in_training_captions():
+    for table in ("single", "pair"):
+        assert not set(HELD_OUT[table]) & set(TRAIN[table])
+    for table in ("where", "rel", "size"):
+        for key, phrases in HELD_OUT[table].items():
+            phrases = (phrases,) if isinstance(phrases, str) else phrases
+            train = TRAIN[table][key]
+            assert not set(phrases) & set((train,) if isinstance(train, str) else train)
+    train = {ShapesDataset(seed=2).label(i)[1] for i in range(1500)}
+    held = {ShapesDataset(seed=2, held_out=True).label(i)[1] for i in range(1500)}
+    assert len(train) > 500 and len(held) > 500 and not train & held
+
+
+@pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])
+def test_unparseable_captions_raise_one_clear_line(bad):
+    with pytest.raises(ValueError) as info:
+        parse_caption(bad)
+    assert "\n" not in str(info.value)
