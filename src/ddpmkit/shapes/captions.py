@@ -2,7 +2,8 @@
 
 The held-out phrasings (``held_out=True``) are never produced for training; they measure whether a model read the
 meaning of a prompt or memorised its wording. ``parse_caption`` reads both, and returns only what a caption says:
-``{"objects": [{"color", "shape", optional "size", optional "position"}], "relation": str | None}``.
+``{"objects": [{"color", "shape", optional "size", optional "position"}], "relation": str | None}``; a caption it
+cannot read raises ``CaptionError`` (a ValueError) in one line.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 
 import numpy as np
 
+from ..data.captions import CaptionError
 from .scene import COLORS, POSITIONS, SHAPES
 
 # --- phrasings: each maps a label value to the words used for it --------------------------------------------------
@@ -82,12 +84,12 @@ def _parse_object(text: str, caption_text: str) -> dict:
         for key, table in (("color", COLOR_WORDS), ("shape", SHAPE_WORDS), ("size", SIZE_WORDS)):
             if word in table:
                 if key in obj and obj[key] != table[word]:
-                    raise ValueError(f"caption {caption_text!r} names two {key}s for one shape: "
+                    raise CaptionError(f"caption {caption_text!r} names two {key}s for one shape: "
                                      f"describe each shape once, e.g. 'a red circle left of a blue square'")
                 obj[key] = table[word]
     if "shape" not in obj or "color" not in obj:
         missing = "shape" if "shape" not in obj else "colour"
-        raise ValueError(f"cannot parse caption {caption_text!r}: no {missing} word in {text.strip()!r}; "
+        raise CaptionError(f"cannot parse caption {caption_text!r}: no {missing} word in {text.strip()!r}; "
                          f"use e.g. 'a red circle on the left' (colours: {', '.join(COLORS)}; shapes: {', '.join(SHAPES)})")
     return obj
 
@@ -95,7 +97,7 @@ def _parse_object(text: str, caption_text: str) -> dict:
 def parse_caption(text: str) -> dict:
     """Caption → ``{"objects": [...], "relation": ...}`` holding only the attributes the caption names."""
     if not isinstance(text, str):
-        raise ValueError(f"a caption must be a str, not {type(text).__name__}: pass e.g. 'a red circle on the left'")
+        raise CaptionError(f"a caption must be a str, not {type(text).__name__}: pass e.g. 'a red circle on the left'")
     low = " ".join(_words(text))
     match = _REL_RE.search(low)
     if match:
@@ -105,7 +107,7 @@ def parse_caption(text: str) -> dict:
     obj = _parse_object(low, text)
     places = {POSITION_WORDS[w] for w in _words(low) if w in POSITION_WORDS}
     if len(places) > 1:
-        raise ValueError(f"caption {text!r} names several positions ({', '.join(sorted(places))}): "
+        raise CaptionError(f"caption {text!r} names several positions ({', '.join(sorted(places))}): "
                          f"use one of {', '.join(POSITIONS)}, or a relation such as 'left of'")
     if places:
         obj["position"] = places.pop()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .backends import DEFAULT_ENCODER, EncoderLoadError, default_model_path
 from .cond import TextCond, collate, masked_mean
-from .encoder import TextEncoder, check_prompts
+from .encoder import PromptError, TextEncoder, check_prompts
 
-__all__ = ["TextEncoder", "TextCond", "collate", "masked_mean", "check_prompts", "EncoderLoadError",
+__all__ = ["TextEncoder", "TextCond", "collate", "masked_mean", "check_prompts", "PromptError", "EncoderLoadError",
            "DEFAULT_ENCODER", "default_model_path"]

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 
+from ..errors import UserError
 from .cond import masked_mean
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -23,7 +24,7 @@ _T5_TYPES = {"t5", "mt5", "umt5", "t5gemma"}
 BackendKind = Literal["auto", "sentence-transformers", "transformers"]
 
 
-class EncoderLoadError(RuntimeError):
+class EncoderLoadError(UserError, RuntimeError):
     """A text encoder could not be loaded; the message is one line naming the fix."""
 
 

@@ -16,8 +16,13 @@ from typing import Sequence
 
 import torch
 
+from ..errors import UserError
 from .backends import DEFAULT_ENCODER, BackendKind, is_default, load_backend
 from .cond import TextCond
+
+
+class PromptError(UserError, ValueError):
+    """A prompt that is not text (or no prompt at all); the message is one line naming the fix."""
 
 
 class _Entry:
@@ -122,17 +127,17 @@ class TextEncoder:
 
 
 def check_prompts(prompts: str | Sequence[str]) -> list[str]:
-    """A str or a sequence of str → list; anything else raises one ValueError line naming the fix."""
+    """A str or a sequence of str → list; anything else raises one ``PromptError`` (a ValueError) line naming the fix."""
     if isinstance(prompts, str):
         return [prompts]
     if not isinstance(prompts, Sequence) or isinstance(prompts, (bytes, bytearray)):
-        raise ValueError(f"prompts must be a str or a list of str, not {type(prompts).__name__}: "
+        raise PromptError(f"prompts must be a str or a list of str, not {type(prompts).__name__}: "
                          f"pass e.g. ['a red circle'] (use '' for unconditional)")
     out = list(prompts)
     if not out:
-        raise ValueError("no prompts given: pass at least one str (use '' for unconditional)")
+        raise PromptError("no prompts given: pass at least one str (use '' for unconditional)")
     for i, p in enumerate(out):
         if not isinstance(p, str):
-            raise ValueError(f"prompt {i} is {type(p).__name__} ({p!r:.40}), not str: pass text, "
+            raise PromptError(f"prompt {i} is {type(p).__name__} ({p!r:.40}), not str: pass text, "
                              f"or '' for an unconditional sample")
     return out
