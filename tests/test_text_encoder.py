@@ -10,6 +10,9 @@ import torch
 from ddpmkit.text import EncoderLoadError, TextEncoder, masked_mean
 
 
+HUB_OFFLINE_AT_START = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def _no_network(*args, **kwargs):
     raise AssertionError("the text encoder tried to open a network connection")
 
@@ -23,6 +26,8 @@ def encoder():
         mp.delenv("TRANSFORMERS_OFFLINE", raising=False)
         enc = TextEncoder()
         assert "HF_HUB_OFFLINE" not in os.environ   # the offline switch is scoped to loading
+    import huggingface_hub.constants
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == HUB_OFFLINE_AT_START   # and did not stick to the process
     return enc
 
 

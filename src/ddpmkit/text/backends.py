@@ -48,7 +48,10 @@ def default_model_path() -> Path:
 
 @contextlib.contextmanager
 def quiet_loading(offline: bool):
-    """While loading: no hub access when ``offline`` (env flags as well as ``local_files_only``), no progress bars."""
+    """While loading: no hub access when ``offline`` (env flags as well as ``local_files_only``), no progress bars.
+
+    The hub libraries must already be imported: they read the env flags at import, and importing them in here would
+    leave the whole process offline."""
     saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     if offline:
         os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -178,6 +181,7 @@ def load_backend(name: str | None, device: torch.device, backend: BackendKind = 
         else:
             offline = local_files_only if local_files_only is not None else _hub_offline()
     try:
+        _import_libraries(backend)   # before the offline switch: hub libraries read it once, at import
         with quiet_loading(offline):
             if backend == "auto":
                 backend = "sentence-transformers" if _is_sentence_transformers(path, offline) else "transformers"
@@ -195,6 +199,13 @@ def load_backend(name: str | None, device: torch.device, backend: BackendKind = 
                  "check the name, your network, or pass a local model folder")
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise EncoderLoadError(f"could not load text encoder {name!r} ({type(exc).__name__}: {first}); {where}") from exc
+
+
+def _import_libraries(backend: BackendKind) -> None:
+    import huggingface_hub  # noqa: F401
+    import transformers  # noqa: F401
+    if backend != "transformers":
+        import sentence_transformers  # noqa: F401
 
 
 def _hub_offline() -> bool:
