@@ -141,7 +141,10 @@ class Trainer:
 
         cfg, tc = self.config, self.config.train
         precision = resolve_precision(tc.precision)
-        acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+        # Autocast is ours rather than Accelerate's mixed_precision: bf16 needs no loss scaling, and Accelerate's
+        # process-wide state refuses a second Trainer with another precision in the same process.
+        acc = Accelerator()
+        autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         main = acc.is_main_process
         torch.manual_seed(tc.seed + acc.process_index)         # dropout draws from the global RNG
         gen = torch.Generator().manual_seed(tc.seed + acc.process_index)   # data, timesteps, noise, flips
@@ -201,7 +204,7 @@ class Trainer:
                 t, weights = tsampler.sample(tc.batch_size, gen)
                 noise = torch.randn(x0.shape, generator=gen)
                 x0, t, noise, weights = (v.to(acc.device) for v in (x0, t, noise, weights))
-                with acc.autocast():
+                with autocast:
                     terms = diffusion_losses(denoiser, x0, t, noise, loss_type=tc.loss)
                 loss = (terms["loss"] * weights).mean()
                 acc.backward(loss)
@@ -235,6 +238,7 @@ class Trainer:
                 signal.signal(signal.SIGINT, old_handler)
         acc.wait_for_everyone()
         wall = time.time() - t0
+        self.model, self.ema_model = acc.unwrap_model(net), ema.module   # for callers that go on in memory
         if main:
             self._save(acc, net, ema, opt, tsampler, gen, step)
             if not stop["flag"]:
