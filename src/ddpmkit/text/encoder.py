@@ -26,10 +26,11 @@ class PromptError(UserError, ValueError):
 
 
 class _Entry:
+    """One cached prompt: its real token states [n, D] (no padding), pooled [P], original length if truncated else 0."""
     __slots__ = ("tokens", "pooled", "truncated")
 
     def __init__(self, tokens: torch.Tensor, pooled: torch.Tensor, truncated: int):
-        self.tokens, self.pooled, self.truncated = tokens, pooled, truncated   # [n, D] real tokens only, [P], original length or 0
+        self.tokens, self.pooled, self.truncated = tokens, pooled, truncated
 
 
 class TextEncoder:
@@ -37,10 +38,10 @@ class TextEncoder:
 
     def __init__(self, name: str | None = DEFAULT_ENCODER, device: str | torch.device = "cpu", *,
                  max_length: int | None = None,       # None: the encoder's own limit (256 tokens for MiniLM)
-                 cache_size: int = 4096,              # distinct prompts kept; 0 disables the cache
+                 cache_size: int = 20_000,            # distinct prompts kept (~20 KB each for short captions); 0: none
                  batch_size: int = 64,                # prompts per forward pass when filling the cache
                  backend: BackendKind = "auto",
-                 local_files_only: bool | None = None):   # None: offline for the default and local folders, else the hub's setting
+                 local_files_only: bool | None = None):   # None: offline for the default and folders, else the hub's
         self.name = DEFAULT_ENCODER if is_default(name) else str(name)
         self.device = torch.device(device)
         self.cache_size, self.batch_size = int(cache_size), max(1, int(batch_size))
