@@ -52,6 +52,8 @@ def kid_from_features(a, b, subsets: int = 100, subset_size: int = 1000, degree:
                          f"(the smaller set has {min(len(a), len(b))} samples); pass a smaller subset_size")
     if subsets < 1:
         raise ValueError(f"KID needs at least one subset, got subsets={subsets}")
+    if subset_size == len(a) == len(b):   # every subset pair is the full pair of sets: one estimate, no spread
+        return KID(mmd2_unbiased(a, b, degree, coef), 0.0)
     estimates = torch.empty(subsets, dtype=torch.float64)
     for i in range(subsets):
         ia = torch.randperm(len(a), generator=generator)[:subset_size]
