@@ -39,10 +39,10 @@ class TrainConfig:
     image_size: int | None = None     # None: the dataset's own size (28 for MNIST); folders default to 32
     channels: int | None = None       # None: the dataset's own; folders default to 3
     preset: str = "mnist-tiny"
-    steps: int = 4000
-    batch_size: int = 128             # paper: 128
+    steps: int = 2400                 # ≈ 12 minutes on 2 CPU cores with bf16 (0.31 s/step measured)
+    batch_size: int = 64              # paper: 128 (64 sees more images per CPU-second here)
     lr: float = 1e-3                  # paper: 2e-4 (a 1M-parameter net tolerates more)
-    warmup_steps: int = 200           # paper: 5000
+    warmup_steps: int = 100           # paper: 5000
     optimizer: str = "adam"           # paper: Adam
     weight_decay: float = 0.0
     grad_clip: float = 1.0            # paper: clip at 1.0
@@ -52,10 +52,10 @@ class TrainConfig:
     timestep_sampler: str = "uniform"  # or "loss-second-moment" (for L_vlb)
     precision: str = "auto"           # auto: bf16 autocast where the CPU/GPU supports it, else fp32
     hflip: bool = False               # paper: random horizontal flips for CIFAR-10 (never for digits)
-    sample_every: int = 1000
+    sample_every: int = 600
     sample_n: int = 16
     sample_steps: int = 100           # respaced ancestral steps for the periodic grids
-    save_every: int = 1000
+    save_every: int = 600
     log_every: int = 10
     seed: int = 0
 
