@@ -73,6 +73,6 @@ def test_padded_tokens_change_nothing_in_cross_attention():
     out2 = net(x, t, SimpleNamespace(tokens=tokens2, mask=mask, pooled=pooled))
     assert torch.allclose(out1, out2, atol=1e-5)
     tokens3 = tokens.clone()
-    tokens3[0, 0] += 1.0                                        # a real token does matter
+    tokens3[0, 0, 0] += 1.0                                     # a real token does matter
     out3 = net(x, t, SimpleNamespace(tokens=tokens3, mask=mask, pooled=pooled))
     assert not torch.allclose(out1, out3, atol=1e-4)

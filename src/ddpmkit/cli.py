@@ -50,6 +50,11 @@ def cli() -> None:
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
 @click.option("--image-size", type=int, default=None, callback=_positive, help="Resize folders to this square size.")
 @click.option("--channels", type=click.IntRange(1, 3), default=None, help="1 (grayscale) or 3 (RGB) for folders.")
+@click.option("--text-encoder", default=None,
+              help="Train text-to-image with this frozen encoder (all-MiniLM-L6-v2 ships offline; any "
+                   "sentence-transformers or Hugging Face name or path). Needs a captioned dataset.")
+@click.option("--caption-dropout", type=float, default=None, help="Share of captions dropped to the null prompt "
+              "for classifier-free guidance [default: 0.1].")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -91,9 +96,17 @@ def _writable_parent(path: Path) -> None:
 
 
 @cli.command()
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1)
+@click.option("--prompt", default=None, help="What to draw (text models); same as the PROMPT argument.")
 @click.option("--n", "n", type=int, default=64, show_default=True, callback=_positive, help="Number of images.")
-@click.option("--steps", type=int, default=None, callback=_positive, help="Sampler steps [default: all T].")
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp-2m", "heun", "euler"]), default=None,
+              help="[default: ddpm (ancestral, Algorithm 2) for unconditional models, dpmpp-2m for text models]")
+@click.option("--steps", type=int, default=None, callback=_positive,
+              help="Sampler steps [default: all T for ddpm; 50 for text models].")
+@click.option("--eta", type=float, default=0.0, show_default=True, help="DDIM's η (0: deterministic).")
+@click.option("--guidance", type=float, default=None,
+              help="Classifier-free guidance scale for text models [default: 3.0; 1 = none, 0 = unconditional].")
+@click.option("--negative", default=None, help="Negative prompt: guide away from it instead of the null prompt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("samples.png"), show_default=True,
               help="Grid PNG; single PNGs go to a folder beside it named after it.")
@@ -101,63 +114,120 @@ def _writable_parent(path: Path) -> None:
 @click.option("--no-clip", is_flag=True, help="Do not clip the predicted x_0 to [-1, 1].")
 @click.option("--denoising-grid", type=click.Path(path_type=Path), default=None,
               help="Also write the denoising shown step by step: x_t and predicted x_0 at 10 points (Ho et al. Fig. 6).")
-def sample(run, n, steps, seed, out, weights, no_clip, denoising_grid) -> None:
-    """Draw images from a trained run with the ancestral sampler (Ho et al. Algorithm 2)."""
+def sample(args, prompt, n, sampler, steps, eta, guidance, negative, seed, out, weights, no_clip,
+           denoising_grid) -> None:
+    """Draw images: `ddpmkit sample [RUN] [PROMPT]`. Without RUN, the shipped text-to-image MNIST model."""
     from .pipeline import Pipeline
     from .viz import make_grid, save_png, to_pil
 
+    run, prompt = _run_and_prompt(args, prompt)
     _writable_parent(out)
     pipe = Pipeline.load(run, weights=weights)
     frames: list = []
-    total = steps or pipe.schedule.num_steps
+    total = pipe.resolve_sampler(sampler, steps)[1]
     marks = {round(i * (total - 1) / 9) for i in range(10)}
 
     def keep(state: dict) -> None:
         if denoising_grid is not None and state["i"] in marks:
             frames.append((state["x"][:8].clone(), state["x0_pred"][:8].clone()))
 
-    images = to_pil(pipe.generate(n=n, steps=steps, seed=seed, clip_x0=not no_clip, callback=keep))
+    images = to_pil(pipe.generate(prompt, n=n, steps=steps, seed=seed, guidance=guidance, negative=negative,
+                                  sampler=sampler, eta=eta, clip_x0=not no_clip, callback=keep))
     save_png(make_grid(images), out)
     singles = out.with_suffix("")
     singles.mkdir(exist_ok=True)
     for i, im in enumerate(images):
         save_png(im, singles / f"{i:04d}.png")
     click.echo(f"wrote {out} and {len(images)} PNGs in {singles}/")
-    if denoising_grid is not None:
+    if denoising_grid is not None and frames:
         _writable_parent(denoising_grid)
         import torch
-        rows = [to_pil(torch.cat([x for x, _ in frames], 0).float()), to_pil(torch.cat([x0 for _, x0 in frames], 0).float())]
+        xs = to_pil(torch.cat([x for x, _ in frames], 0).float())
+        x0s = to_pil(torch.cat([x0 for _, x0 in frames], 0).float())
         k = frames[0][0].shape[0]
-        # one row per sample: x_t over time, then x̂_0 over time
-        tiles = []
+        tiles = []      # one row per sample: x_t over time, then predicted x_0 over time
         for j in range(k):
-            tiles += [rows[0][f * k + j] for f in range(len(frames))] + [rows[1][f * k + j] for f in range(len(frames))]
+            tiles += [xs[f * k + j] for f in range(len(frames))] + [x0s[f * k + j] for f in range(len(frames))]
         save_png(make_grid(tiles, nrow=2 * len(frames)), denoising_grid)
         click.echo(f"wrote {denoising_grid} (each row: x_t left to right, then predicted x_0)")
 
 
+def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | None, str | None]:
+    """`sample RUN PROMPT`, `sample RUN`, `sample PROMPT` (shipped model) or `sample`: a first argument that is an
+    existing folder, or looks like a path (a separator and no space), is the run."""
+    if len(args) > 2:
+        raise UserError(f"expected at most RUN and PROMPT, got {len(args)} arguments: quote the prompt")
+    run = None
+    rest = list(args)
+    looks_like_path = bool(rest) and ("/" in rest[0] or os.sep in rest[0]) and " " not in rest[0]
+    if rest and (Path(rest[0]).is_dir() or looks_like_path or len(rest) == 2):
+        run = Path(rest.pop(0))
+    if rest:
+        if prompt is not None:
+            raise UserError("give the prompt once: either as an argument or with --prompt")
+        prompt = rest[0]
+    return run, prompt
+
+
 @cli.command()
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--metric", type=click.Choice(["nll"]), default="nll", show_default=True)
-@click.option("--n", "n", type=int, default=100, show_default=True, callback=_positive,
-              help="Held-out images to evaluate.")
+@click.argument("run", required=False, type=click.Path(path_type=Path))
+@click.option("--metric", type=click.Choice(["nll", "fid", "kid", "pr", "prompt-accuracy"]), default="nll",
+              show_default=True)
+@click.option("--n", "n", type=int, default=None, callback=_positive,
+              help="Images: held-out images for nll [100], samples for fid/kid/pr [1000], per digit for "
+                   "prompt-accuracy [100].")
 @click.option("--batch-size", type=int, default=100, show_default=True, callback=_positive)
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp-2m", "heun", "euler"]), default=None,
+              help="Sampler for generated images [default: as `ddpmkit sample`].")
+@click.option("--steps", type=int, default=None, callback=_positive, help="Sampler steps for generated images.")
+@click.option("--guidance", type=float, default=None, help="Guidance scale for text models [default: 3.0].")
+@click.option("--held-out-phrasings", is_flag=True, help="prompt-accuracy: prompt with paraphrases never trained on.")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="Folder mode: a folder of generated images to compare with --reference (no RUN).")
+@click.option("--reference", default="mnist-test", show_default=True,
+              help="Folder mode: mnist-test, mnist-train or a folder of reference images.")
+@click.option("--feature", type=click.Choice(["mnist", "inception"]), default="mnist", show_default=True,
+              help="Feature space: the project's MNIST classifier (offline) or standard Inception-v3.")
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
+              help="Local pt_inception-2015-12-05 weights file for --feature inception (never downloaded).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
-def evaluate(run, metric, n, batch_size, seed, as_json) -> None:
-    """Measure a run: NLL in bits/dim (the full bound over all T terms plus the prior) on held-out images."""
-    from .evaluate import evaluate_nll
+def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phrasings, samples, reference, feature,
+             inception_weights, seed, as_json) -> None:
+    """Measure a run (default: the shipped model) as papers do: NLL in bits/dim (the full bound over all T terms
+    plus the prior), FID/KID/precision-recall of samples, or prompt accuracy; or compare two folders of images."""
+    from . import evaluate as ev
+    from .pipeline import Pipeline
 
-    res = evaluate_nll(run, n=n, batch_size=batch_size, seed=seed, progress=True)
+    gen_kwargs = dict(steps=steps, sampler=sampler, guidance=guidance)
+    weights = str(inception_weights) if inception_weights else None
+    if samples is not None:
+        if metric not in ("fid", "kid", "pr"):
+            raise UserError("folder mode (--samples) measures fid, kid or pr: pass --metric fid")
+        res = ev.folder_metrics(samples, reference, (metric,), feature, weights)
+    elif metric == "nll":
+        res = ev.evaluate_nll(run, n=n or 100, batch_size=batch_size, seed=seed, progress=True)
+    elif metric == "prompt-accuracy":
+        res = ev.prompt_accuracy(Pipeline.load(run), n_per_digit=n or 100, held_out=held_out_phrasings, seed=seed,
+                                 **gen_kwargs)
+    else:
+        res = ev.sample_metrics(Pipeline.load(run), (metric,), n=n or 1000, seed=seed, feature=feature,
+                                inception_weights=weights, **gen_kwargs)
     if as_json:
         click.echo(json.dumps(res))
-    else:
+    elif metric == "nll" and samples is None:
         click.echo(f"NLL {res['bits_per_dim']:.4f} ± {res['stderr']:.4f} bits/dim on {res['n']} held-out images "
                    f"({res['dataset']}; prior term {res['prior_bpd']:.2e}, decoder term {res['decoder_bpd']:.4f})")
+    elif metric == "prompt-accuracy":
+        digits = " ".join(f"{d}:{a:.0%}" for d, a in enumerate(res["per_digit"]))
+        click.echo(f"prompt accuracy {res['accuracy']:.1%} on {res['n']} images ({digits})")
+    else:
+        click.echo(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in res.items()
+                             if k != "feature_fingerprint"))
 
 
 @cli.command()
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", required=False, type=click.Path(path_type=Path))
 def info(run) -> None:
     """Describe a run folder: model, diffusion, training and data."""
     from .checkpoint import load_state, read_json
@@ -165,6 +235,7 @@ def info(run) -> None:
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(run)
+    run = pipe.run_dir
     raw = read_json(Path(run) / "config.json")
     state_path = Path(run) / "state.safetensors"
     step = int(load_state(state_path)["step"]) if state_path.exists() else None
@@ -176,6 +247,8 @@ def info(run) -> None:
     click.echo(f"training   step {step} of {t.steps}, batch {t.batch_size}, lr {t.lr:g}, loss {t.loss}, seed {t.seed}")
     data = raw.get("data", {})
     click.echo(f"data       {data.get('name', t.dataset)} ({data.get('num_images', '?')} images)")
+    if t.text_encoder:
+        click.echo(f"text       {t.text_encoder}, caption dropout {t.caption_dropout:g}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,9 @@ class TrainConfig:
     timestep_sampler: str = "uniform"  # or "loss-second-moment" (for L_vlb)
     precision: str = "auto"           # auto: bf16 autocast where the CPU/GPU supports it, else fp32
     hflip: bool = False               # paper: random horizontal flips for CIFAR-10 (never for digits)
+    text_encoder: str | None = None   # None: unconditional; else a frozen encoder (e.g. "all-MiniLM-L6-v2")
+    caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
+    sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 600
     sample_n: int = 16
     sample_steps: int = 100           # respaced ancestral steps for the periodic grids
@@ -77,6 +80,8 @@ class TrainConfig:
             raise UserError(f"unknown timestep sampler {self.timestep_sampler!r}: choose uniform or loss-second-moment")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise UserError(f"caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if self.image_size is not None and self.image_size <= 0:
             raise UserError(f"image-size must be positive, got {self.image_size}")
 

@@ -7,15 +7,19 @@ from pathlib import Path
 import torch
 
 from .data import load_dataset
+from .errors import UserError
 from .likelihood import bits_per_dim
 from .pipeline import Pipeline
 
 
-def evaluate_nll(run_dir: str | Path, n: int = 100, batch_size: int = 100, seed: int = 0,
+def evaluate_nll(run_dir: str | Path | None, n: int = 100, batch_size: int = 100, seed: int = 0,
                  progress: bool = False) -> dict:
     """Bits/dim of the full bound on the first ``n`` held-out images of the run's dataset (MNIST: the 1,000
     held-out digits; folders and other sets: their images, which may be the training images)."""
     pipe = Pipeline.load(run_dir)
+    if pipe.is_text_model:
+        raise UserError("NLL is measured for unconditional models here: the bound of a text model depends on its "
+                        "prompts; evaluate prompt-accuracy or fid instead")
     tc = pipe.config.train
     data = load_dataset(tc.dataset, tc.data_root, tc.image_size, tc.channels, split="test")
     n = min(n, len(data))
@@ -38,3 +42,82 @@ def evaluate_nll(run_dir: str | Path, n: int = 100, batch_size: int = 100, seed:
             "stderr": float(total.std() / math.sqrt(len(total))) if len(total) > 1 else float("nan"),
             "prior_bpd": float(torch.cat(priors).mean()), "decoder_bpd": float(torch.cat(decoders).mean()),
             "n": len(total), "dataset": data.name}
+
+
+def mnist_prompt_set(n_per_digit: int, held_out: bool = False) -> tuple[list[str], torch.Tensor]:
+    """Balanced prompts: for each digit, ``n_per_digit`` prompts cycling through its phrasings (the training ones,
+    or the held-out paraphrases never trained on). Returns (prompts, digit of each prompt)."""
+    from .data.captions import mnist_phrasings
+
+    prompts, digits = [], []
+    for d in range(10):
+        options = mnist_phrasings(d, held_out=held_out)
+        prompts += [options[i % len(options)] for i in range(n_per_digit)]
+        digits += [d] * n_per_digit
+    return prompts, torch.tensor(digits)
+
+
+def generate_batched(pipe: Pipeline, prompts: list[str] | None, n: int, batch_size: int = 250, seed: int = 0,
+                     **kwargs) -> torch.Tensor:
+    """n images (prompts[i] for image i, or unconditional), in batches; batch b uses seed + b."""
+    out = []
+    for b, start in enumerate(range(0, n, batch_size)):
+        m = min(batch_size, n - start)
+        p = prompts[start:start + m] if prompts is not None else None
+        out.append(pipe.generate(p, n=m, seed=seed + b, **kwargs).cpu())
+    return torch.cat(out)
+
+
+def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool = False, seed: int = 0,
+                    **kwargs) -> dict:
+    """Share of generated digits that the shipped MNIST classifier reads as the prompted digit (overall and per
+    digit). ``kwargs`` go to ``Pipeline.generate`` (guidance, steps, sampler, ...)."""
+    from .metrics import load_mnist_classifier
+
+    if not pipe.is_text_model:
+        raise UserError("prompt accuracy needs a text-conditioned model: train with --text-encoder")
+    prompts, digits = mnist_prompt_set(n_per_digit, held_out)
+    images = generate_batched(pipe, prompts, len(prompts), seed=seed, **kwargs)
+    with torch.no_grad():
+        pred = load_mnist_classifier().predict(images).cpu()
+    correct = (pred == digits).float()
+    per_digit = [float(correct[digits == d].mean()) for d in range(10)]
+    return {"metric": "prompt-accuracy", "accuracy": float(correct.mean()), "per_digit": per_digit,
+            "n": len(prompts), "held_out_phrasings": held_out}
+
+
+def sample_metrics(pipe: Pipeline, metrics: tuple[str, ...] = ("fid", "kid", "pr"), n: int = 1000, seed: int = 0,
+                   feature: str = "mnist", inception_weights: str | None = None, **kwargs) -> dict:
+    """FID / KID / precision-recall of n generated images against the 1,000 held-out digits (MNIST-classifier
+    features, offline) or, with ``feature="inception"``, standard Inception-v3 features from a local weights file.
+    Text models are prompted with balanced digits in the training phrasings."""
+    from .metrics import evaluate_images
+
+    prompts = mnist_prompt_set(-(-n // 10))[0][:n] if pipe.is_text_model else None
+    if prompts is not None and len(prompts) < n:
+        prompts = (prompts * (n // len(prompts) + 1))[:n]
+    images = generate_batched(pipe, prompts, n, seed=seed, **kwargs)
+    try:
+        return evaluate_images(images, reference="mnist-test", metrics=metrics, feature=feature,
+                               inception_weights=inception_weights)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def folder_metrics(samples: str | Path, reference: str, metrics: tuple[str, ...] = ("fid", "kid", "pr"),
+                   feature: str = "mnist", inception_weights: str | None = None) -> dict:
+    """Compare two sets of images on disk (or a folder against "mnist-test"/"mnist-train")."""
+    from .data.images import image_folder
+    from .metrics import REFERENCES, evaluate_images
+
+    size, channels = (28, 1) if feature == "mnist" else (299, 3)
+    fake = image_folder(samples, size=size, channels=channels)
+    ref: str | torch.Tensor = reference
+    if reference not in REFERENCES:
+        ref_ds = image_folder(reference, size=size, channels=channels)
+        ref = ref_ds.batch(torch.arange(len(ref_ds)))
+    try:
+        return evaluate_images(fake.batch(torch.arange(len(fake))), reference=ref, metrics=metrics, feature=feature,
+                               inception_weights=inception_weights)
+    except ValueError as e:
+        raise UserError(str(e)) from None

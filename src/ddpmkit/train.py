@@ -22,6 +22,7 @@ from .config import RunConfig
 from .data import ImageTensorDataset, load_dataset
 from .denoiser import Denoiser
 from .errors import UserError
+from .guidance import guided, null_like
 from .losses import diffusion_losses, make_timestep_sampler
 from .nn import UNet, preset_config
 from .samplers import sample_ddpm
@@ -47,14 +48,16 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
-def model_config_for(cfg: RunConfig, data: ImageTensorDataset):
+def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[int, int] | None = None):
     """The preset's U-Net, sized for the data's channels and resolution, with learned-variance outputs if asked."""
     c, h, w = data.shape
     if h != w:
         raise UserError(f"images are {h}x{w}: ddpmkit trains on square images; crop them or use a folder dataset")
     try:
+        context_dim, pooled_dim = text_dims or (None, None)
         mc = preset_config(cfg.train.preset, image_size=h, in_channels=c,
-                           learn_sigma=cfg.diffusion.variance == "learned")
+                           learn_sigma=cfg.diffusion.variance == "learned", context_dim=context_dim,
+                           pooled_dim=pooled_dim)
     except ValueError as e:
         raise UserError(f"{e}") from None
     f = mc.downsample_factor
@@ -113,8 +116,19 @@ class Trainer:
         config.diffusion.validate()
         self.data = load_dataset(config.train.dataset, config.train.data_root, config.train.image_size,
                                  config.train.channels)
+        self.captions = None
+        text_dims = None
+        if config.train.text_encoder:
+            if self.data.captions is None:
+                raise UserError(f"dataset {config.train.dataset} has no captions: add metadata.jsonl or .txt "
+                                f"sidecars, or train without --text-encoder")
+            from .conditioning import CaptionBank
+            from .text import TextEncoder
+            self.encoder = TextEncoder(config.train.text_encoder)
+            self.captions = CaptionBank(self.encoder, self.data.captions)
+            text_dims = (self.encoder.dim, self.encoder.pooled_dim)
         if not self.resume:
-            config = replace(config, model=model_config_for(config, self.data))
+            config = replace(config, model=model_config_for(config, self.data, text_dims))
         self.config = config
 
     def _prepare_fresh_dir(self, overwrite: bool) -> None:
@@ -201,11 +215,14 @@ class Trainer:
                 if tc.hflip:
                     flip = torch.rand(tc.batch_size, generator=gen) < 0.5
                     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+                cond = None
+                if self.captions is not None:
+                    cond = self.captions.draw(idx, gen, tc.caption_dropout).to(acc.device)
                 t, weights = tsampler.sample(tc.batch_size, gen)
                 noise = torch.randn(x0.shape, generator=gen)
                 x0, t, noise, weights = (v.to(acc.device) for v in (x0, t, noise, weights))
                 with autocast:
-                    terms = diffusion_losses(denoiser, x0, t, noise, loss_type=tc.loss)
+                    terms = diffusion_losses(denoiser, x0, t, noise, cond=cond, loss_type=tc.loss)
                 loss = (terms["loss"] * weights).mean()
                 acc.backward(loss)
                 acc.clip_grad_norm_(net.parameters(), tc.grad_clip)
@@ -258,7 +275,12 @@ class Trainer:
         g = torch.Generator().manual_seed(tc.seed)
         x = torch.randn((tc.sample_n, c, h, w), generator=g).to(device)
         den = Denoiser(ema_net, schedule, self.config.diffusion.prediction, self.config.diffusion.variance)
-        imgs = sample_ddpm(den, x, min(tc.sample_steps, schedule.num_steps), generator=g)
+        cond = None
+        if self.captions is not None:       # the first images' captions, guided as the studio would draw them
+            caps = self.data.captions
+            cond = self.encoder([caps[i % len(caps)][0] for i in range(tc.sample_n)]).to(device)
+            den = guided(den, tc.sample_guidance, null_like(cond))
+        imgs = sample_ddpm(den, x, min(tc.sample_steps, schedule.num_steps), cond=cond, generator=g)
         ema_net.train(was_training)
         path = self.run_dir / "samples" / f"step_{step:07d}.png"
         save_png(make_grid(to_pil(imgs)), path)

@@ -7,7 +7,8 @@ from ..errors import UserError
 from .images import ImageTensorDataset, image_folder, to_float, to_uint8
 from .mnist import embedded_mnist, mnist_arrays
 
-BUILTIN = ("mnist", "torchvision-mnist", "cifar10")
+BUILTIN = ("mnist", "shapes", "torchvision-mnist", "cifar10")
+SHAPES_POOL = 20000          # shapes scenes rendered once per run (the stream is unbounded; a pool keeps steps fast)
 
 
 def load_dataset(name: str, data_root: str | None = None, image_size: int | None = None,
@@ -15,6 +16,8 @@ def load_dataset(name: str, data_root: str | None = None, image_size: int | None
     """``mnist`` (embedded), ``torchvision-mnist``/``cifar10`` (from ``data_root``), or a folder path."""
     if name == "mnist":
         return embedded_mnist(split)
+    if name == "shapes":
+        return shapes_pool(SHAPES_POOL if split == "train" else 1000, seed=0 if split == "train" else 1)
     if name in ("torchvision-mnist", "cifar10"):
         from .torchvision_sets import torchvision_dataset
         return torchvision_dataset(name, data_root, train=(split == "train"))
@@ -22,6 +25,20 @@ def load_dataset(name: str, data_root: str | None = None, image_size: int | None
     if not path.exists() and "/" not in name and "\\" not in name and not name.startswith("."):
         raise UserError(f"unknown dataset {name!r}: choose {', '.join(BUILTIN)} or give a folder of images")
     return image_folder(path, size=image_size or 32, channels=channels or 3)
+
+
+def shapes_pool(n: int, seed: int = 0) -> ImageTensorDataset:
+    """``n`` procedural shapes scenes (32×32 RGB) with their captions, rendered once; deterministic by seed."""
+    import numpy as np
+    import torch
+
+    from ..shapes import ShapesDataset
+    ds = ShapesDataset(seed=seed, image_format="uint8")
+    items = [ds[i] for i in range(n)]
+    images = torch.from_numpy(np.stack([im for im, _, _ in items])).permute(0, 3, 1, 2).contiguous()
+    out = ImageTensorDataset(images, captions=[[c] for _, c, _ in items], name=f"shapes-{seed}")
+    out.scene_labels = [lab for _, _, lab in items]  # type: ignore[attr-defined]
+    return out
 
 
 __all__ = ["ImageTensorDataset", "image_folder", "load_dataset", "embedded_mnist", "mnist_arrays",

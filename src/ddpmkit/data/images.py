@@ -15,11 +15,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @dataclass
 class ImageTensorDataset:
-    """uint8 images [N, C, H, W] (+ optional labels/captions). ``batch(idx)`` gives float [-1, 1]."""
+    """uint8 images [N, C, H, W] (+ optional labels/captions). ``batch(idx)`` gives float [-1, 1].
+
+    ``captions[i]`` lists the captions of image i (alternative phrasings; a training step picks one); ``""`` means
+    "no caption" (trained as the null prompt)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
-    captions: list[str] | None = None
+    captions: list[list[str]] | None = None
     name: str = "images"
     skipped: dict[str, str] = field(default_factory=dict)   # file -> reason, for folders
 
@@ -95,7 +98,10 @@ def image_folder(path: str | Path, size: int = 32, channels: int = 3) -> ImageTe
         reasons = _summarise(skipped)
         raise UserError(f"no readable image in {root}: {len(skipped)} file(s) skipped{reasons}; "
                         f"add .png/.jpg images to the folder")
-    ds = ImageTensorDataset(torch.from_numpy(np.stack(arrays)), name=str(root), skipped=skipped)
+    from .captions import read_captions
+    found = read_captions(root)
+    captions = [[found.get(Path(n).as_posix(), "")] for n in names] if found else None
+    ds = ImageTensorDataset(torch.from_numpy(np.stack(arrays)), captions=captions, name=str(root), skipped=skipped)
     ds.files = names  # type: ignore[attr-defined]
     return ds
 

@@ -34,6 +34,10 @@ def mnist_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 
 
 def embedded_mnist(split: str = "train") -> ImageTensorDataset:
+    """The digits with their labels and, as captions, every training phrasing of each label."""
+    from .captions import mnist_phrasings
+
     images, labels = mnist_arrays(split)
+    phrasings = [mnist_phrasings(d) for d in range(10)]
     return ImageTensorDataset(torch.from_numpy(images)[:, None], labels=torch.from_numpy(labels).long(),
-                              name=f"mnist-{split}")
+                              captions=[phrasings[int(d)] for d in labels], name=f"mnist-{split}")

@@ -87,6 +87,12 @@ class UNet(nn.Module):
         emb_dim = 4 * ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.pooled_proj = nn.Linear(c.pooled_dim, emb_dim) if c.pooled_dim else None
+        if c.context_dim:
+            # The learned null prompt (Ho & Salimans): one token and one pooled vector that stand for "no prompt".
+            self.null_tokens = nn.Parameter(torch.randn(1, 1, c.context_dim) * 0.02)
+            self.context_norm = nn.LayerNorm(c.context_dim)      # text states enter at a fixed scale (Imagen)
+        if c.pooled_dim:
+            self.null_pooled = nn.Parameter(torch.randn(c.pooled_dim) * 0.02)
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
 
         def attn(channels: int) -> AttentionBlock:
@@ -136,10 +142,12 @@ class UNet(nn.Module):
             t = t.expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
         context = mask = None
-        if cond is not None:
-            if self.pooled_proj is not None and getattr(cond, "pooled", None) is not None:
-                emb = emb + self.pooled_proj(cond.pooled.to(emb.dtype))
-            context, mask = getattr(cond, "tokens", None), getattr(cond, "mask", None)
+        if self.config.context_dim or self.config.pooled_dim:
+            tokens, mask, pooled = self._with_null(cond, x.shape[0], x.device)
+            if self.pooled_proj is not None:
+                emb = emb + self.pooled_proj(pooled)
+            if self.config.context_dim:
+                context = self.context_norm(tokens)
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
@@ -150,6 +158,33 @@ class UNet(nn.Module):
         for stage in self.up:
             h = stage(torch.cat([h, hs.pop()], dim=1), emb, context, mask)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+    def _with_null(self, cond: Any, n: int, device: torch.device):
+        """(tokens, mask, pooled) with the learned null prompt wherever ``cond.is_null`` (or everywhere if cond is
+        None). Padded positions stay masked out; the null prompt is one real token."""
+        c = self.config
+        dtype = self.time_mlp[0].weight.dtype
+        if cond is None:
+            tokens = torch.zeros(n, 1, c.context_dim or 1, device=device, dtype=dtype)
+            mask = torch.ones(n, 1, dtype=torch.bool, device=device)
+            pooled = torch.zeros(n, c.pooled_dim or 1, device=device, dtype=dtype)
+            is_null = torch.ones(n, dtype=torch.bool, device=device)
+        else:
+            tokens, mask = cond.tokens.to(device, dtype), cond.mask.to(device).bool()
+            pooled = cond.pooled.to(device, dtype) if c.pooled_dim else None
+            is_null = getattr(cond, "is_null", None)
+            is_null = torch.zeros(n, dtype=torch.bool, device=device) if is_null is None else is_null.to(device).bool()
+        if c.context_dim:
+            null_tok = torch.zeros_like(tokens)
+            null_tok[:, :1] = self.null_tokens.to(tokens.dtype)
+            null_mask = torch.zeros_like(mask)
+            null_mask[:, 0] = True
+            tokens = torch.where(is_null[:, None, None], null_tok, tokens)
+            mask = torch.where(is_null[:, None], null_mask, mask)
+        if c.pooled_dim:
+            pooled = torch.where(is_null[:, None], self.null_pooled.to(pooled.dtype).expand_as(pooled), pooled)
+        return tokens, mask, pooled
 
 
 class _Stage(nn.Module):

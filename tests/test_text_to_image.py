@@ -1,0 +1,129 @@
+"""Text conditioning end to end: null prompt, guidance, caption dropout, training and sampling with a real encoder."""
+import warnings
+
+import pytest
+import torch
+
+import ddpmkit
+from ddpmkit import Denoiser, UNet, UNetConfig, schedules
+from ddpmkit.conditioning import CaptionBank
+from ddpmkit.config import DiffusionConfig, RunConfig, TrainConfig
+from ddpmkit.errors import UserError
+from ddpmkit.guidance import guided, null_like
+from ddpmkit.samplers import SAMPLERS, sample
+from ddpmkit.text import TextEncoder
+from ddpmkit.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return TextEncoder()
+
+
+def text_net(enc, learn_sigma=False):
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                          attention_resolutions=(4,), groups=4, dropout=0.0, learn_sigma=learn_sigma,
+                          context_dim=enc.dim, pooled_dim=enc.pooled_dim)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return net
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_guidance_scale_zero_is_unconditional_and_one_is_conditional(enc, learn_sigma):
+    net = text_net(enc, learn_sigma)
+    den = Denoiser(net, schedules.linear(100), variance="learned" if learn_sigma else "fixed_small")
+    cond = enc(["a handwritten 7", "the digit three"])
+    unc = null_like(cond)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 80])
+    c, u = net(x, t, cond), net(x, t, unc)
+    assert not torch.allclose(c, u)
+    assert torch.equal(guided(den, 1.0, unc)(x, t, cond), c)
+    assert torch.equal(guided(den, 0.0, unc)(x, t, cond), u)
+    g = guided(den, 3.0, unc)(x, t, cond)
+    assert torch.allclose(g[:, :1], u[:, :1] + 3.0 * (c[:, :1] - u[:, :1]), atol=1e-5)
+    if learn_sigma:     # only the prediction channels are guided; the variance comes from the conditional branch
+        assert torch.allclose(g[:, 1:], c[:, 1:], atol=1e-6)
+
+
+@torch.no_grad()
+def test_empty_prompt_means_the_learned_null_prompt(enc):
+    net = text_net(enc)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 60])
+    empty = enc(["", "  "])
+    assert bool(empty.is_null.all())
+    assert torch.allclose(net(x, t, empty), net(x, t, None), atol=1e-6)
+    assert not torch.allclose(net(x, t, enc(["a handwritten 2", "a handwritten 2"])), net(x, t, None), atol=1e-4)
+
+
+@torch.no_grad()
+def test_padding_the_prompt_changes_nothing(enc):
+    net = text_net(enc)
+    cond = enc(["a red circle above a blue square", "a 4"])
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 500])
+    assert torch.allclose(net(x, t, cond), net(x, t, cond.pad_to(cond.length + 9)), atol=1e-6)
+
+
+def test_caption_dropout_happens_at_the_configured_rate(enc):
+    bank = CaptionBank(enc, [["a handwritten 1", "the digit one"], ["a handwritten 2"], [""]])
+    g = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 1] * 10000)
+    assert bank.draw(idx, g, dropout=0.0).is_null.sum() == 0
+    rate = bank.draw(idx, g, dropout=0.1).is_null.float().mean().item()
+    assert rate == pytest.approx(0.1, abs=0.006)                     # 20,000 draws: 3 standard errors ≈ 0.0064
+    assert bool(bank.draw(torch.tensor([2] * 50), g, dropout=0.0).is_null.all())   # "" is always the null prompt
+    picks = bank.draw(torch.zeros(2000, dtype=torch.long), g).pooled
+    one = enc(["a handwritten 1"]).pooled
+    share = torch.isclose(picks, one).all(dim=1).float().mean().item()
+    assert 0.45 < share < 0.55                                       # alternatives drawn uniformly
+
+
+def test_too_long_prompt_warns_and_non_text_is_one_clear_line(enc):
+    with pytest.warns(UserWarning):
+        enc(["digit " * 600])
+    with pytest.raises(UserError) as err:
+        enc([123])
+    assert "\n" not in str(err.value)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_guidance_works_through_every_sampler(enc, sampler):
+    net = text_net(enc)
+    den = Denoiser(net, schedules.linear(100))
+    cond = enc(["a handwritten 5"] * 2)
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    outs = [sample(guided(den, w, null_like(cond)), x, sampler=sampler, steps=4, cond=cond, clip_x0=False,
+                   generator=torch.Generator().manual_seed(1)) for w in (1.0, 4.0)]
+    assert torch.isfinite(outs[1]).all() and not torch.allclose(outs[0], outs[1])
+
+
+def test_text_to_image_training_sampling_and_cli(tmp_path, capsys):
+    tc = TrainConfig(dataset="mnist", preset="micro", steps=3, batch_size=4, sample_every=100, save_every=100,
+                     sample_n=2, sample_steps=4, log_every=1, text_encoder="all-MiniLM-L6-v2")
+    Trainer(tmp_path / "run", RunConfig(diffusion=DiffusionConfig(num_timesteps=20), train=tc), progress=False).train()
+    pipe = ddpmkit.load(tmp_path / "run")
+    assert pipe.is_text_model and pipe.model.config.context_dim == 384
+    imgs = pipe("a handwritten seven", n=3, steps=4, guidance=3.0, seed=0)
+    assert len(imgs) == 3 and imgs[0].size == (28, 28)
+    a = pipe.generate("a handwritten seven", n=2, steps=4, seed=0, clip_x0=False)
+    assert torch.equal(a, pipe.generate("a handwritten seven", n=2, steps=4, seed=0, clip_x0=False))
+    assert not torch.equal(a, pipe.generate("a handwritten seven", n=2, steps=4, seed=0, clip_x0=False,
+                                            negative="the digit one"))
+    with pytest.raises(UserError):
+        pipe.generate(["a 1", "a 2"], n=3)
+    from ddpmkit.cli import main
+    assert main(["sample", str(tmp_path / "run"), "a handwritten 3", "--n", "2", "--steps", "3",
+                 "--out", str(tmp_path / "g.png"), "--guidance", "2"]) == 0
+    assert main(["info", str(tmp_path / "run")]) == 0
+    assert "all-MiniLM-L6-v2" in capsys.readouterr().out
+
+
+def test_unconditional_model_refuses_a_prompt(tmp_path):
+    tc = TrainConfig(dataset="mnist", preset="micro", steps=1, batch_size=2, sample_every=100, save_every=100,
+                     sample_n=1, sample_steps=2)
+    Trainer(tmp_path / "run", RunConfig(diffusion=DiffusionConfig(num_timesteps=20), train=tc), progress=False).train()
+    with pytest.raises(UserError, match="unconditional"):
+        ddpmkit.load(tmp_path / "run").generate("a handwritten 1", n=1, steps=2)
