@@ -1,0 +1,104 @@
+"""Writes the peer benchmarks' results: one JSON file (a section per benchmark) and its Markdown rendering.
+
+Full runs update ``benchmarks/results/peers.json`` and the peers block of ``benchmarks/RESULTS.md``; ``--quick``
+smoke runs go to ``runs/benchmarks-quick/`` (git-ignored), so smoke numbers never sit beside real ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = {"training_throughput": "(a) Training throughput", "sampling_throughput": "(b) Sampling throughput",
+         "quality_per_minute": "(c) Quality per CPU-minute", "peak_rss": "(d) Peak memory of a training step"}
+BEGIN, END = "<!-- peers:begin (written by benchmarks/report.py) -->", "<!-- peers:end -->"
+
+
+def paths(quick: bool) -> tuple[Path, Path]:
+    if quick:
+        d = ROOT / "runs" / "benchmarks-quick"
+        return d / "peers_quick.json", d / "RESULTS_quick.md"
+    return ROOT / "benchmarks" / "results" / "peers.json", ROOT / "benchmarks" / "RESULTS.md"
+
+
+def command_line() -> str:
+    """The command that produced this run, as typed from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(ROOT)
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip() + ("+dirty-src" if dirty.stdout.strip() else "")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def update(key: str, section: dict, quick: bool) -> Path:
+    """Store one benchmark's section (columns, rows, notes, data, machine, versions, command) and re-render."""
+    if key not in ORDER:
+        raise ValueError(f"unknown section {key!r}")
+    json_path, md_path = paths(quick)
+    doc = json.loads(json_path.read_text()) if json_path.exists() else {"quick": quick, "sections": {}}
+    doc["sections"][key] = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit(), **section}
+    _atomic_write(json_path, json.dumps(doc, indent=2) + "\n")
+    block = render(doc)
+    old = md_path.read_text() if md_path.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = (old.rstrip() + "\n\n" if old else "# Benchmark results\n\n") + block + "\n"
+    _atomic_write(md_path, text)
+    return md_path
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def render(doc: dict) -> str:
+    out = [BEGIN, ""]
+    if doc.get("quick"):
+        out += ["> **SMOKE RUN (`--quick`)**: a few steps to prove the scripts work. These are not measurements.", ""]
+    out += ["## ddpmkit vs diffusers vs denoising-diffusion-pytorch", "",
+            "Peers are the optional `[bench]` extra. Ratios are medians measured side by side in one run on one "
+            "machine.",
+            ""]
+    for key, title in ORDER.items():
+        s = doc["sections"].get(key)
+        if s is None:
+            continue
+        out += [f"### {title}", ""]
+        out.append("| " + " | ".join(s["columns"]) + " |")
+        out.append("|" + "|".join("---" for _ in s["columns"]) + "|")
+        out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in s["rows"]]
+        m, v = s["machine"], s["versions"]
+        out += ["", f"- Machine: {m['cpu']}, {m['logical_cores']} logical cores, torch threads {m['torch_threads']}, "
+                    f"{m['platform']}, Python {m['python']}",
+                "- Versions: " + ", ".join(f"{k} {val or 'not installed'}" for k, val in v.items()),
+                f"- Command (every figure in this table): `{s['command']}`",
+                f"- Date {s['date']}, commit {s['commit']}"]
+        out += [f"- {note}" for note in s.get("notes", [])]
+        out.append("")
+    out.append(END)
+    return "\n".join(out)
