@@ -24,13 +24,6 @@ S = schedules.linear(T)
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def toy_model(prediction="eps"):
     """A smooth nonlinear stand-in for a network, continuous in real t (σ-space samplers ask at fractional t):

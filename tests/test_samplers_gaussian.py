@@ -18,14 +18,6 @@ N_SAMPLES, SHAPE = 4000, (1, 2, 2)   # 16,000 independent values per run
 SE_MEAN, SE_STD = SD / math.sqrt(N_SAMPLES * 4), SD / math.sqrt(2 * N_SAMPLES * 4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny; on a shared 2-core machine intra-op threads make each op ~50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def exact_net(s, mu, sd, prediction="eps"):
     """The exact MMSE prediction for N(mu, sd²) data, also at fractional t: σ(t) is log-linear between training

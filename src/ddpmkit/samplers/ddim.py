@@ -12,7 +12,7 @@ import torch
 from ..denoiser import Denoiser
 from ..diffusion import eps_from_x0, predict_x0_eps, split_output
 from ..schedules import Schedule
-from .grids import Spacing, as_timesteps, previous_timesteps, randn_like
+from .grids import Spacing, as_timesteps, consume, previous_timesteps, randn_like
 
 
 def _per_sample(t, n: int) -> torch.Tensor:
@@ -75,11 +75,7 @@ def sample_ddim(denoiser: Denoiser, x: torch.Tensor, timesteps=None, cond: Any =
                 clip_x0: bool = True, generator: torch.Generator | None = None,
                 callback: Callable[[dict], None] | None = None, spacing: Spacing = "trailing") -> torch.Tensor:
     """DDIM from x = x_{t_0} (usually x_T ~ N(0, I)) to x_0. ``timesteps``: None (all T), a count K, or a grid."""
-    for state in iterate_ddim(denoiser, x, timesteps, cond, eta, clip_x0, generator, spacing):
-        x = state["x"]
-        if callback is not None:
-            callback(state)
-    return x
+    return consume(iterate_ddim(denoiser, x, timesteps, cond, eta, clip_x0, generator, spacing), callback)
 
 
 # --- inversion ---------------------------------------------------------------------------------------------------

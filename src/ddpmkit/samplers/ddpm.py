@@ -8,7 +8,7 @@ import torch
 from ..denoiser import Denoiser
 from ..diffusion import p_mean_variance
 from ..schedules import Schedule
-from .grids import as_timesteps, randn_like
+from .grids import as_timesteps, consume, randn_like
 
 
 def ddpm_step(s: Schedule, model_output: torch.Tensor, t, x_t: torch.Tensor, noise: torch.Tensor | None,
@@ -51,8 +51,4 @@ def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, timesteps=None, cond: Any =
                 generator: torch.Generator | None = None,
                 callback: Callable[[dict], None] | None = None) -> torch.Tensor:
     """Run the ancestral sampler from x = x_T over ``timesteps`` (descending; default all T). Returns x_0."""
-    for state in iterate_ddpm(denoiser, x, timesteps, cond, clip_x0, generator):
-        x = state["x"]
-        if callback is not None:
-            callback(state)
-    return x
+    return consume(iterate_ddpm(denoiser, x, timesteps, cond, clip_x0, generator), callback)

@@ -14,7 +14,7 @@ from ..denoiser import Denoiser
 from ..diffusion import predict_x0_eps, split_output
 from ..schedules import Schedule
 from .ddim import _bc, _per_sample
-from .grids import Spacing, as_timesteps, previous_timesteps
+from .grids import Spacing, as_timesteps, consume, previous_timesteps
 
 
 def _alpha_sigma_lambda(s: Schedule, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -75,8 +75,4 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: torch.Tensor, timesteps=None, cond: A
                     generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
                     spacing: Spacing = "trailing") -> torch.Tensor:
     """DPM-Solver++(2M) from x = x_{t_0} to x_0. ``timesteps``: None (all T), a count K, or a grid."""
-    for state in iterate_dpmpp_2m(denoiser, x, timesteps, cond, clip_x0, generator, spacing):
-        x = state["x"]
-        if callback is not None:
-            callback(state)
-    return x
+    return consume(iterate_dpmpp_2m(denoiser, x, timesteps, cond, clip_x0, generator, spacing), callback)

@@ -190,3 +190,13 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     """Standard normal noise shaped like x, drawn from ``generator`` on its own device so a seed is reproducible."""
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, device=device, dtype=torch.float32).to(x.device, x.dtype)
+
+
+def consume(states, callback=None) -> torch.Tensor:
+    """Run a progressive sampler to the end: every state goes to ``callback``; returns the last x (x_0)."""
+    x = None
+    for state in states:
+        x = state["x"]
+        if callback is not None:
+            callback(state)
+    return x

@@ -18,7 +18,7 @@ import torch
 from ..denoiser import Denoiser
 from ..diffusion import split_output
 from .ddim import _bc
-from .grids import Spacing, as_sigmas, randn_like, sigma_to_t
+from .grids import Spacing, as_sigmas, consume, randn_like, sigma_to_t
 
 
 def _per_sample_sigma(sigma, n: int) -> torch.Tensor:
@@ -127,21 +127,13 @@ def iterate_euler(denoiser: Denoiser, x: torch.Tensor, sigmas=None, cond: Any = 
     return _iterate(False, denoiser, x, sigmas, cond, clip_x0, generator, spacing, churn, s_tmin, s_tmax, s_noise)
 
 
-def _consume(states: Iterator[dict], x: torch.Tensor, callback) -> torch.Tensor:
-    for state in states:
-        x = state["x"]
-        if callback is not None:
-            callback(state)
-    return x
-
-
 def sample_heun(denoiser: Denoiser, x: torch.Tensor, sigmas=None, cond: Any = None, clip_x0: bool = True,
                 generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
                 spacing: Spacing = "karras", churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
                 s_noise: float = 1.0) -> torch.Tensor:
     """Heun from the VP state x at σ_0 (x_T ~ N(0, I) for the default grids) to x_0."""
-    return _consume(iterate_heun(denoiser, x, sigmas, cond, clip_x0, generator, spacing, churn, s_tmin, s_tmax,
-                                 s_noise), x, callback)
+    return consume(iterate_heun(denoiser, x, sigmas, cond, clip_x0, generator, spacing, churn, s_tmin, s_tmax,
+                                s_noise), callback)
 
 
 def sample_euler(denoiser: Denoiser, x: torch.Tensor, sigmas=None, cond: Any = None, clip_x0: bool = True,
@@ -149,5 +141,5 @@ def sample_euler(denoiser: Denoiser, x: torch.Tensor, sigmas=None, cond: Any = N
                  spacing: Spacing = "karras", churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
                  s_noise: float = 1.0) -> torch.Tensor:
     """Euler from the VP state x at σ_0 to x_0."""
-    return _consume(iterate_euler(denoiser, x, sigmas, cond, clip_x0, generator, spacing, churn, s_tmin, s_tmax,
-                                  s_noise), x, callback)
+    return consume(iterate_euler(denoiser, x, sigmas, cond, clip_x0, generator, spacing, churn, s_tmin, s_tmax,
+                                 s_noise), callback)
