@@ -104,3 +104,14 @@ def test_nll_evaluation_of_a_run(tmp_path):
     r = evaluate_nll(tmp_path / "run", n=4, batch_size=2)
     assert r["n"] == 4 and r["dataset"] == "mnist-test"
     assert 0 < r["bits_per_dim"] < 20 and r["decoder_bpd"] > 0
+
+
+def test_run_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+    Trainer(tmp_path / "run", tiny(steps=1), progress=False).train()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "model.safetensors", "state.safetensors"):
+        mode = stat.S_IMODE((tmp_path / "run" / name).stat().st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))
