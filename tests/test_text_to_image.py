@@ -127,3 +127,10 @@ def test_unconditional_model_refuses_a_prompt(tmp_path):
     Trainer(tmp_path / "run", RunConfig(diffusion=DiffusionConfig(num_timesteps=20), train=tc), progress=False).train()
     with pytest.raises(UserError, match="unconditional"):
         ddpmkit.load(tmp_path / "run").generate("a handwritten 1", n=1, steps=2)
+
+
+def test_the_shipped_default_model_loads_offline_and_draws():
+    pipe = ddpmkit.load()
+    assert pipe.is_text_model and pipe.image_shape == (1, 28, 28)
+    imgs = pipe("a handwritten seven", n=2, steps=5, seed=0)
+    assert len(imgs) == 2 and imgs[0].size == (28, 28)
