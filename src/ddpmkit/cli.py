@@ -31,7 +31,7 @@ def cli() -> None:
 @click.option("--out", "out", default=None, help="Run folder [default: runs/<dataset>].")
 @click.option("--preset", default="mnist-tiny", show_default=True,
               help="U-Net preset: mnist-tiny, mnist-small, ddpm-cifar10, ddpm-256.")
-@click.option("--steps", type=int, default=None, callback=_positive, help="Total training steps [default: 2400].")
+@click.option("--steps", type=int, default=None, callback=_positive, help="Total training steps [default: 2100].")
 @click.option("--batch-size", type=int, default=None, callback=_positive, help="Batch size [default: 64].")
 @click.option("--lr", type=float, default=None, callback=_positive, help="Peak learning rate [default: 1e-3].")
 @click.option("--warmup-steps", type=int, default=None, help="Linear LR warm-up steps [default: 100].")
