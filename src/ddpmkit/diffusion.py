@@ -82,15 +82,22 @@ def split_output(model_output: torch.Tensor, channels: int, variance: str) -> tu
     return model_output, None
 
 
-def predict_x0_eps(s: Schedule, prediction: str, pred: torch.Tensor, x_t, t) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x̂_0, ε̂) from the network's mean parameter."""
+def predict_x0_eps(s: Schedule, prediction: str, pred: torch.Tensor, x_t, t,
+                   clip_x0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x̂_0, ε̂) from the network's mean parameter. With ``clip_x0``, x̂_0 is clamped to [-1, 1] and ε̂ re-derived
+    from the clamped x̂_0, so both describe the same denoised image (improved-diffusion)."""
     if prediction == "eps":
-        return x0_from_eps(s, x_t, t, pred), pred
-    if prediction == "x0":
-        return pred, eps_from_x0(s, x_t, t, pred)
-    if prediction == "v":
-        return x0_from_v(s, x_t, t, pred), eps_from_v(s, x_t, t, pred)
-    raise ValueError(f"unknown prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+        x0, eps = x0_from_eps(s, x_t, t, pred), pred
+    elif prediction == "x0":
+        x0, eps = pred, eps_from_x0(s, x_t, t, pred)
+    elif prediction == "v":
+        x0, eps = x0_from_v(s, x_t, t, pred), eps_from_v(s, x_t, t, pred)
+    else:
+        raise ValueError(f"unknown prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+    if clip_x0:
+        x0 = x0.clamp(-1.0, 1.0)
+        eps = eps_from_x0(s, x_t, t, x0)
+    return x0, eps
 
 
 # --- reverse process -------------------------------------------------------------------------------------------------
@@ -121,10 +128,7 @@ def p_mean_variance(s: Schedule, model_output: torch.Tensor, x_t: torch.Tensor, 
     t_prev = t_prev.long().expand(n) if t_prev.ndim == 0 else t_prev.long()
 
     pred, var_param = split_output(model_output, x_t.shape[1], variance)
-    x0_pred, eps_pred = predict_x0_eps(s, prediction, pred, x_t, t)
-    if clip_x0:
-        x0_pred = x0_pred.clamp(-1.0, 1.0)
-        eps_pred = eps_from_x0(s, x_t, t, x0_pred)
+    x0_pred, eps_pred = predict_x0_eps(s, prediction, pred, x_t, t, clip_x0)
 
     # Posterior coefficients from the pair (ᾱ_t, ᾱ_prev), in float64, then cast.
     ab_t, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)

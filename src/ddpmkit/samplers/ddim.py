@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ..denoiser import Denoiser
-from ..diffusion import eps_from_x0, predict_x0_eps, split_output
+from ..diffusion import predict_x0_eps, split_output
 from ..schedules import Schedule
 from .grids import Spacing, as_timesteps, consume, previous_timesteps, randn_like
 
@@ -39,10 +39,7 @@ def ddim_step(s: Schedule, model_output: torch.Tensor, t, t_prev, x_t: torch.Ten
     pred, _ = split_output(model_output, x_t.shape[1], variance)
     n = x_t.shape[0]
     t, t_prev = _per_sample(t, n), _per_sample(t_prev, n)
-    x0, eps = predict_x0_eps(s, prediction, pred, x_t, t)
-    if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)
-        eps = eps_from_x0(s, x_t, t, x0)
+    x0, eps = predict_x0_eps(s, prediction, pred, x_t, t, clip_x0)
     ab_t, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
     sigma = eta * ((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev)).clamp(min=0.0).sqrt()
     direction = (1.0 - ab_prev - sigma ** 2).clamp(min=0.0).sqrt()     # "direction pointing to x_t"

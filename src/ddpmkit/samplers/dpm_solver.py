@@ -36,9 +36,7 @@ def dpmpp_2m_step(s: Schedule, model_output: torch.Tensor, t, t_prev, x_t: torch
     pred, _ = split_output(model_output, x_t.shape[1], variance)
     n = x_t.shape[0]
     t, t_prev = _per_sample(t, n), _per_sample(t_prev, n)
-    x0, _ = predict_x0_eps(s, prediction, pred, x_t, t)
-    if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)
+    x0, _ = predict_x0_eps(s, prediction, pred, x_t, t, clip_x0)
     alpha_t, sigma_t, lam_t = _alpha_sigma_lambda(s, t)
     alpha_p, sigma_p, lam_p = _alpha_sigma_lambda(s, t_prev)
     h = lam_p - lam_t
