@@ -92,6 +92,14 @@ def test_existing_run_is_never_overwritten(capsys, run_dir):
     assert digest(run_dir) == before
 
 
+def test_overwrite_with_bad_input_keeps_the_old_run(capsys, run_dir):
+    before = digest(run_dir)
+    for bad in (["--dataset", "imagenet"], ["--preset", "huge"], ["--lr", "nan"]):
+        code, _, err = run(capsys, "train", "--out", str(run_dir), *TINY, "--overwrite", *bad)
+        assert code == 2, err
+    assert digest(run_dir) == before
+
+
 def test_overwrite_and_resume(capsys, tmp_path):
     d = tmp_path / "r"
     assert main(["train", "--out", str(d), *TINY]) == 0

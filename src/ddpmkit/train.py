@@ -105,13 +105,11 @@ class Trainer:
                             f"drop --resume to start a new run")
         if self.resume:
             config = RunConfig.from_dict(read_json(self.run_dir / "config.json"))
-            if steps is not None:
-                config = replace(config, train=replace(config.train, steps=steps))
         else:
             config = config or RunConfig()
-            if steps is not None:
-                config = replace(config, train=replace(config.train, steps=steps))
-            self._prepare_fresh_dir(overwrite)
+            self._check_fresh_dir(overwrite)
+        if steps is not None:
+            config = replace(config, train=replace(config.train, steps=steps))
         config.train.validate()
         config.diffusion.validate()
         self.data = load_dataset(config.train.dataset, config.train.data_root, config.train.image_size,
@@ -129,16 +127,21 @@ class Trainer:
             text_dims = (self.encoder.dim, self.encoder.pooled_dim)
         if not self.resume:
             config = replace(config, model=model_config_for(config, self.data, text_dims))
+            # Only now, with config, data and network known to be good, may --overwrite remove the old run.
+            self._prepare_fresh_dir()
         self.config = config
 
-    def _prepare_fresh_dir(self, overwrite: bool) -> None:
+    def _check_fresh_dir(self, overwrite: bool) -> None:
         d = self.run_dir
         if d.exists() and not d.is_dir():
             raise UserError(f"{d} exists and is not a folder: choose another --out")
+        if d.exists() and any(d.iterdir()) and not overwrite:
+            raise UserError(f"run folder {d} already exists: pass --resume to continue it, --overwrite to "
+                            f"replace it, or --out for a new folder")
+
+    def _prepare_fresh_dir(self) -> None:
+        d = self.run_dir
         if d.exists() and any(d.iterdir()):
-            if not overwrite:
-                raise UserError(f"run folder {d} already exists: pass --resume to continue it, --overwrite to "
-                                f"replace it, or --out for a new folder")
             shutil.rmtree(d)
         try:
             d.mkdir(parents=True, exist_ok=True)
