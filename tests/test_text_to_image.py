@@ -114,6 +114,10 @@ def test_text_to_image_training_sampling_and_cli(tmp_path, capsys):
                                             negative="the digit one"))
     with pytest.raises(UserError):
         pipe.generate(["a 1", "a 2"], n=3)
+    for not_text in (123, [4, 5]):
+        with pytest.raises(UserError) as err:
+            pipe.generate(not_text, n=2, steps=2)
+        assert "\n" not in str(err.value)
     from ddpmkit.cli import main
     assert main(["sample", str(tmp_path / "run"), "a handwritten 3", "--n", "2", "--steps", "3",
                  "--out", str(tmp_path / "g.png"), "--guidance", "2"]) == 0

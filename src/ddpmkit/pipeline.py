@@ -80,6 +80,8 @@ class Pipeline:
                 raise UserError("this model is unconditional: it takes no prompt; train with --text-encoder for "
                                 "text-to-image")
             return den, None
+        if prompt is not None and not isinstance(prompt, (str, list, tuple)):
+            raise UserError(f"a prompt must be text, got {type(prompt).__name__}: pass a string or a list of strings")
         prompts = [prompt or ""] * n if prompt is None or isinstance(prompt, str) else list(prompt)
         if len(prompts) != n:
             raise UserError(f"got {len(prompts)} prompts for n={n} images: pass one prompt or exactly n")
