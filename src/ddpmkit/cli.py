@@ -244,7 +244,9 @@ def info(run) -> None:
     click.echo(f"model      U-Net {count_parameters(pipe.model) / 1e6:.2f}M params, {m.in_channels}x{m.image_size}x"
                f"{m.image_size}, channels {m.base_channels}x{list(m.channel_mults)}, attention at {list(m.attention_resolutions)}")
     click.echo(f"diffusion  {d.schedule} schedule, T={d.num_timesteps}, predicts {d.prediction}, variance {d.variance}")
-    click.echo(f"training   step {step} of {t.steps}, batch {t.batch_size}, lr {t.lr:g}, loss {t.loss}, seed {t.seed}")
+    done = step if step is not None else t.steps      # shipped weights carry no training state: they are final
+    click.echo(f"training   step {done} of {t.steps}, batch {t.batch_size}, lr {t.lr:g}, loss {t.loss}, "
+               f"seed {t.seed}")
     data = raw.get("data", {})
     click.echo(f"data       {data.get('name', t.dataset)} ({data.get('num_images', '?')} images)")
     if t.text_encoder:
