@@ -132,3 +132,20 @@ def test_decoder_probabilities_sum_to_one():
     lp = D.discretized_gaussian_log_likelihood(grid, torch.tensor(0.13, dtype=torch.float64),
                                                torch.tensor(math.log(0.2), dtype=torch.float64))
     assert lp.exp().sum().item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dynamic_thresholding_matches_imagen_rule():
+    """Imagen: s = max(1, p-quantile of |x̂0|) per sample, x̂0 ← clamp(x̂0, -s, s)/s; in-range samples are untouched."""
+    from ddpmkit.diffusion import threshold_x0
+    inside = torch.linspace(-0.9, 0.9, 100).reshape(1, 1, 10, 10)
+    wide = torch.linspace(-3.0, 3.0, 100).reshape(1, 1, 10, 10)
+    x = torch.cat([inside, wide])
+    out = threshold_x0(x, 0.9)
+    assert torch.equal(out[0], inside[0])
+    s = np.quantile(np.abs(wide.numpy().ravel()), 0.9)          # numpy's default (linear) quantile, as torch's
+    assert s > 2.0
+    np.testing.assert_allclose(out[1].numpy(), np.clip(wide[0].numpy(), -s, s) / s, rtol=1e-6)
+    assert out.abs().max() <= 1.0
+    assert torch.equal(threshold_x0(x, True), x.clamp(-1, 1)) and torch.equal(threshold_x0(x, False), x)
+    with pytest.raises(ValueError, match="percentile"):
+        threshold_x0(x, 1.5)

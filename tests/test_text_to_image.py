@@ -100,6 +100,20 @@ def test_guidance_works_through_every_sampler(enc, sampler):
     assert torch.isfinite(outs[1]).all() and not torch.allclose(outs[0], outs[1])
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_dynamic_thresholding_works_through_every_sampler(enc, sampler):
+    """At a large guidance scale the untrained net's x̂_0 leaves [-1, 1]; dynamic thresholding (p = 0.9) must give
+    a different, finite result from the static clamp, and the final image stays in range."""
+    net = text_net(enc)
+    den = Denoiser(net, schedules.linear(100))
+    cond = enc(["a handwritten 5"] * 2)
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    outs = [sample(guided(den, 8.0, null_like(cond)), x, sampler=sampler, steps=4, cond=cond, clip_x0=clip,
+                   generator=torch.Generator().manual_seed(1)) for clip in (True, 0.9)]
+    assert torch.isfinite(outs[1]).all() and not torch.allclose(outs[0], outs[1])
+
+
 def test_text_to_image_training_sampling_and_cli(tmp_path, capsys):
     tc = TrainConfig(dataset="mnist", preset="micro", steps=3, batch_size=4, sample_every=100, save_every=100,
                      sample_n=2, sample_steps=4, log_every=1, text_encoder="all-MiniLM-L6-v2")
@@ -121,8 +135,17 @@ def test_text_to_image_training_sampling_and_cli(tmp_path, capsys):
     from ddpmkit.cli import main
     assert main(["sample", str(tmp_path / "run"), "a handwritten 3", "--n", "2", "--steps", "3",
                  "--out", str(tmp_path / "g.png"), "--guidance", "2"]) == 0
+    assert main(["sample", str(tmp_path / "run"), "a handwritten 3", "--n", "2", "--steps", "3",
+                 "--out", str(tmp_path / "d.png"), "--dynamic-threshold", "0.995"]) == 0
     assert main(["info", str(tmp_path / "run")]) == 0
     assert "all-MiniLM-L6-v2" in capsys.readouterr().out
+    for bad in (["--dynamic-threshold", "1.5"], ["--dynamic-threshold", "0.99", "--no-clip"]):
+        assert main(["sample", str(tmp_path / "run"), "a 3", "--n", "1", "--steps", "2",
+                     "--out", str(tmp_path / "e.png"), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "dynamic-threshold" in err and "\n" not in err
+    with pytest.raises(UserError, match="percentile"):
+        pipe.generate("a 3", n=1, steps=2, clip_x0=1.5)
 
 
 def test_unconditional_model_refuses_a_prompt(tmp_path):

@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--loss", type=click.Choice(["simple", "vlb", "hybrid"]), default="simple", show_default=True)
 @click.option("--timestep-sampler", type=click.Choice(["uniform", "loss-second-moment"]), default="uniform",
               show_default=True)
+@click.option("--snr-gamma", type=float, default=None, callback=_positive,
+              help="Min-SNR-γ loss weighting (Hang et al. 2023 use 5) [default: none, the paper's L_simple].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
 @click.option("--image-size", type=int, default=None, callback=_positive, help="Resize folders to this square size.")
@@ -112,15 +114,22 @@ def _writable_parent(path: Path) -> None:
               help="Grid PNG; single PNGs go to a folder beside it named after it.")
 @click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True)
 @click.option("--no-clip", is_flag=True, help="Do not clip the predicted x_0 to [-1, 1].")
+@click.option("--dynamic-threshold", type=float, default=None, metavar="P",
+              help="Imagen's dynamic thresholding of the predicted x_0 at percentile P in (0, 1), e.g. 0.995, "
+                   "instead of clipping (helps at high guidance).")
 @click.option("--denoising-grid", type=click.Path(path_type=Path), default=None,
               help="Also write the denoising shown step by step: x_t and predicted x_0 at 10 points (Ho et al. Fig. 6).")
 def sample(args, prompt, n, sampler, steps, eta, guidance, negative, seed, out, weights, no_clip,
-           denoising_grid) -> None:
+           dynamic_threshold, denoising_grid) -> None:
     """Draw images: `ddpmkit sample [RUN] [PROMPT]`. Without RUN, the shipped text-to-image MNIST model."""
     from .pipeline import Pipeline
     from .viz import make_grid, save_png, to_pil
 
     run, prompt = _run_and_prompt(args, prompt)
+    if dynamic_threshold is not None and (no_clip or not 0.0 < dynamic_threshold < 1.0):
+        raise UserError(f"--dynamic-threshold must be a percentile in (0, 1), e.g. 0.995, and cannot be combined "
+                        f"with --no-clip (got {dynamic_threshold})")
+    clip_x0 = dynamic_threshold if dynamic_threshold is not None else not no_clip
     _writable_parent(out)
     pipe = Pipeline.load(run, weights=weights)
     frames: list = []
@@ -132,7 +141,7 @@ def sample(args, prompt, n, sampler, steps, eta, guidance, negative, seed, out, 
             frames.append((state["x"][:8].clone(), state["x0_pred"][:8].clone()))
 
     images = to_pil(pipe.generate(prompt, n=n, steps=steps, seed=seed, guidance=guidance, negative=negative,
-                                  sampler=sampler, eta=eta, clip_x0=not no_clip, callback=keep))
+                                  sampler=sampler, eta=eta, clip_x0=clip_x0, callback=keep))
     save_png(make_grid(images), out)
     singles = out.with_suffix("")
     singles.mkdir(exist_ok=True)

@@ -82,10 +82,25 @@ def split_output(model_output: torch.Tensor, channels: int, variance: str) -> tu
     return model_output, None
 
 
+def threshold_x0(x0: torch.Tensor, clip: bool | float) -> torch.Tensor:
+    """Keep x̂_0 in the data range. ``clip``: False (leave it), True (clamp to [-1, 1], Ho et al.) or a percentile p
+    in (0, 1) for Imagen's dynamic thresholding (Saharia et al. 2022): per sample s = max(1, p-quantile of |x̂_0|),
+    then x̂_0 ← clamp(x̂_0, −s, s) / s, which pulls saturated pixels inwards at high guidance scales."""
+    if isinstance(clip, bool) or clip is None:
+        return x0.clamp(-1.0, 1.0) if clip else x0
+    p = float(clip)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"dynamic thresholding percentile must be in (0, 1), got {clip!r} (Imagen uses 0.995)")
+    scale = torch.quantile(x0.detach().abs().flatten(1).float(), p, dim=1).clamp(min=1.0).to(x0.dtype)
+    scale = scale.view(-1, *([1] * (x0.ndim - 1)))
+    return x0.clamp(-scale, scale) / scale
+
+
 def predict_x0_eps(s: Schedule, prediction: str, pred: torch.Tensor, x_t, t,
-                   clip_x0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x̂_0, ε̂) from the network's mean parameter. With ``clip_x0``, x̂_0 is clamped to [-1, 1] and ε̂ re-derived
-    from the clamped x̂_0, so both describe the same denoised image (improved-diffusion)."""
+                   clip_x0: bool | float = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x̂_0, ε̂) from the network's mean parameter. With ``clip_x0`` (True, or a dynamic-thresholding percentile,
+    see ``threshold_x0``), x̂_0 is brought into [-1, 1] and ε̂ re-derived from it, so both describe the same
+    denoised image (improved-diffusion)."""
     if prediction == "eps":
         x0, eps = x0_from_eps(s, x_t, t, pred), pred
     elif prediction == "x0":
@@ -94,8 +109,8 @@ def predict_x0_eps(s: Schedule, prediction: str, pred: torch.Tensor, x_t, t,
         x0, eps = x0_from_v(s, x_t, t, pred), eps_from_v(s, x_t, t, pred)
     else:
         raise ValueError(f"unknown prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
-    if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)
+    if clip_x0 is not False and clip_x0 is not None:
+        x0 = threshold_x0(x0, clip_x0)
         eps = eps_from_x0(s, x_t, t, x0)
     return x0, eps
 

@@ -105,13 +105,17 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, prompt: str | list[str] | None = None, n: int = 8, steps: int | None = None,
                  seed: int | None = 0, guidance: float | None = None, negative: str | None = None,
-                 sampler: str | None = None, eta: float = 0.0, clip_x0: bool = True,
+                 sampler: str | None = None, eta: float = 0.0, clip_x0: bool | float = True,
                  callback: Callable[[dict], None] | None = None) -> torch.Tensor:
         """n images as float [-1, 1] NCHW. ``sampler``/``steps`` default to the ancestral sampler over all T for
         unconditional models and DPM-Solver++(2M) in 50 steps for text models; ``guidance`` to DEFAULT_GUIDANCE
-        for text models (1.0 = plain conditional, 0.0 = unconditional); an empty prompt means unconditional."""
+        for text models (1.0 = plain conditional, 0.0 = unconditional); an empty prompt means unconditional.
+        ``clip_x0``: True clamps x̂_0 to [-1, 1], False leaves it, a float p in (0, 1) is Imagen's dynamic
+        thresholding at percentile p (e.g. 0.995)."""
         if n <= 0:
             raise UserError(f"n must be positive, got {n}")
+        if not isinstance(clip_x0, bool) and not 0.0 < float(clip_x0) < 1.0:
+            raise UserError(f"dynamic thresholding percentile must be in (0, 1), got {clip_x0} (Imagen uses 0.995)")
         sampler, steps = self.resolve_sampler(sampler, steps)
         if sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")

@@ -18,6 +18,7 @@ import torch
 from ..denoiser import Denoiser
 from ..diffusion import split_output
 from .ddim import _bc
+from ..diffusion import threshold_x0
 from .grids import Spacing, as_sigmas, consume, randn_like, sigma_to_t
 
 
@@ -52,7 +53,7 @@ def sigma_denoiser(denoiser: Denoiser, cond: Any = None,
             out = denoiser(x_t, t, cond)
         pred, _ = split_output(out.to(x_sigma.dtype), x_sigma.shape[1], denoiser.variance)
         x0 = _x0_from_output(denoiser.prediction, pred, x_sigma, sig)
-        return x0.clamp(-1.0, 1.0) if clip_x0 else x0
+        return threshold_x0(x0, clip_x0)
 
     return denoise
 
