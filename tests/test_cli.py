@@ -77,7 +77,7 @@ def test_size_the_network_cannot_take(capsys, tmp_path):
     one_error_line(code, err, "image size 30 is not divisible by 4", "--image-size 32")
 
 
-@pytest.mark.parametrize("flag", ["--steps", "--batch-size", "--lr"])
+@pytest.mark.parametrize("flag", ["--steps", "--batch-size", "--lr", "--snr-gamma"])
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_non_positive_numbers(capsys, tmp_path, flag, value):
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), flag, value)

@@ -72,3 +72,25 @@ def test_second_moment_sampler_is_uniform_until_warm_then_proportional():
     sm2 = LossSecondMomentSampler(T, history=3, uniform_prob=0.0)
     sm2.load_state_dict(state)
     assert np.allclose(sm2.weights(), sm.weights())
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_min_snr_weighting_is_min_snr_gamma_in_x0_space(prediction):
+    """Hang et al.: the weighted loss equals min(SNR, γ)·‖x̂_0 − x_0‖² whatever the network predicts, so low-noise
+    steps (SNR > γ) are down-weighted and high-noise ones keep their x_0-space weight."""
+    from ddpmkit.diffusion import predict_x0_eps
+    from ddpmkit.losses import diffusion_losses
+    s = schedules.linear(1000)
+    torch.manual_seed(0)
+    x0, noise = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    t = torch.tensor([0, 10, 100, 300, 600, 999])
+    out = torch.randn(6, 1, 4, 4)
+    den = Denoiser(lambda x, tt: out, s, prediction)
+    got = diffusion_losses(den, x0, t, noise, snr_gamma=5.0)["loss"]
+    x_t = D.q_sample(s, x0, t, noise)
+    x0_hat, _ = predict_x0_eps(s, prediction, out, x_t, t)
+    snr = torch.as_tensor(s.snr)[t]
+    expected = snr.clamp(max=5.0) * ((x0_hat - x0) ** 2).double().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-6)
+    plain = diffusion_losses(den, x0, t, noise)["loss"]
+    assert not torch.allclose(plain, got)

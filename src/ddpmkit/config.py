@@ -50,6 +50,7 @@ class TrainConfig:
     ema_warmup: bool = True           # decay min(ema_decay, (1+n)/(10+n)) so short runs still average sensibly
     loss: str = "simple"              # paper: L_simple; "vlb" or "hybrid" (Nichol & Dhariwal)
     timestep_sampler: str = "uniform"  # or "loss-second-moment" (for L_vlb)
+    snr_gamma: float | None = None    # Min-SNR-γ loss weighting (Hang et al. 2023; γ = 5 there); None: paper's L_simple
     precision: str = "auto"           # auto: bf16 autocast where the CPU/GPU supports it, else fp32
     hflip: bool = False               # paper: random horizontal flips for CIFAR-10 (never for digits)
     text_encoder: str | None = None   # None: unconditional; else a frozen encoder (e.g. "all-MiniLM-L6-v2")
@@ -78,6 +79,8 @@ class TrainConfig:
             raise UserError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSS_TYPES)}")
         if self.timestep_sampler not in ("uniform", "loss-second-moment"):
             raise UserError(f"unknown timestep sampler {self.timestep_sampler!r}: choose uniform or loss-second-moment")
+        if self.snr_gamma is not None and not self.snr_gamma > 0:
+            raise UserError(f"snr-gamma must be positive, got {self.snr_gamma} (Hang et al. use 5)")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
         if not 0.0 <= self.caption_dropout <= 1.0:

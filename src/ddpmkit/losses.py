@@ -16,11 +16,23 @@ LossType = Literal["simple", "vlb", "hybrid"]
 LOSS_TYPES: tuple[str, ...] = ("simple", "vlb", "hybrid")
 
 
+def min_snr_weight(s, t: torch.Tensor, prediction: str, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ weights (Hang et al. 2023) [N]: the x_0-space loss weight min(SNR_t, γ), expressed for the target the
+    network predicts: min(SNR, γ)/SNR for ε, min(SNR, γ) for x_0, min(SNR, γ)/(SNR + 1) for v."""
+    snr = torch.as_tensor(s.snr, dtype=torch.float64)[t.cpu()].to(t.device)
+    clipped = snr.clamp(max=gamma)
+    w = {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[prediction]
+    return w.float()
+
+
 def diffusion_losses(denoiser: Denoiser, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, cond: Any = None,
-                     loss_type: str = "simple", vlb_weight: float = 0.001) -> dict[str, torch.Tensor]:
+                     loss_type: str = "simple", vlb_weight: float = 0.001,
+                     snr_gamma: float | None = None) -> dict[str, torch.Tensor]:
     """{"loss", "mse", "vlb"} per sample.
 
-    L_simple: MSE between the mean channels and the target (ε, x_0 or v), Ho et al. eq. (14).
+    L_simple: MSE between the mean channels and the target (ε, x_0 or v), Ho et al. eq. (14); with ``snr_gamma``
+    each sample's MSE is weighted by Min-SNR-γ (``min_snr_weight``), which stops the many easy low-noise steps from
+    dominating training.
     L_vlb: the bound's term L_t in bits/dim (decoder at t = 0, KL otherwise).
     hybrid: L_simple + λ·L_vlb with λ = 0.001, where L_vlb = T·L_t estimates the whole bound, and the mean held
     fixed (stop-gradient) inside the bound so it only trains the variance (Nichol & Dhariwal §3.1).
@@ -33,6 +45,8 @@ def diffusion_losses(denoiser: Denoiser, x0: torch.Tensor, t: torch.Tensor, nois
     pred, var = split_output(out, x0.shape[1], denoiser.variance)
     mse = mean_flat((pred - training_target(s, denoiser.prediction, x0, t, noise)) ** 2)
     terms = {"mse": mse}
+    if snr_gamma is not None:
+        mse = mse * min_snr_weight(s, t, denoiser.prediction, snr_gamma)
     if loss_type == "simple":
         terms["vlb"] = torch.zeros_like(mse)
         terms["loss"] = mse

@@ -225,7 +225,8 @@ class Trainer:
                 noise = torch.randn(x0.shape, generator=gen)
                 x0, t, noise, weights = (v.to(acc.device) for v in (x0, t, noise, weights))
                 with autocast:
-                    terms = diffusion_losses(denoiser, x0, t, noise, cond=cond, loss_type=tc.loss)
+                    terms = diffusion_losses(denoiser, x0, t, noise, cond=cond, loss_type=tc.loss,
+                                             snr_gamma=tc.snr_gamma)
                 loss = (terms["loss"] * weights).mean()
                 acc.backward(loss)
                 acc.clip_grad_norm_(net.parameters(), tc.grad_clip)
