@@ -184,7 +184,7 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
               show_default=True)
 @click.option("--n", "n", type=int, default=None, callback=_positive,
               help="Images: held-out images for nll [100], samples for fid/kid/pr [1000], per digit for "
-                   "prompt-accuracy [100].")
+                   "prompt-accuracy [100], or held-out scenes for prompt-accuracy of a shapes run [300].")
 @click.option("--batch-size", type=int, default=100, show_default=True, callback=_positive)
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp-2m", "heun", "euler"]), default=None,
               help="Sampler for generated images [default: as `ddpmkit sample`].")
@@ -217,8 +217,9 @@ def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phra
     elif metric == "nll":
         res = ev.evaluate_nll(run, n=n or 100, batch_size=batch_size, seed=seed, progress=True)
     elif metric == "prompt-accuracy":
-        res = ev.prompt_accuracy(Pipeline.load(run), n_per_digit=n or 100, held_out=held_out_phrasings, seed=seed,
-                                 **gen_kwargs)
+        # dispatches on the run's dataset: MNIST digits (classifier), or shapes scenes (detector)
+        res = ev.prompt_accuracy(Pipeline.load(run), n_per_digit=n or 100, n_scenes=n or 300,
+                                 held_out=held_out_phrasings, seed=seed, **gen_kwargs)
     else:
         res = ev.sample_metrics(Pipeline.load(run), (metric,), n=n or 1000, seed=seed, feature=feature,
                                 inception_weights=weights, **gen_kwargs)
@@ -227,6 +228,9 @@ def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phra
     elif metric == "nll" and samples is None:
         click.echo(f"NLL {res['bits_per_dim']:.4f} ± {res['stderr']:.4f} bits/dim on {res['n']} held-out images "
                    f"({res['dataset']}; prior term {res['prior_bpd']:.2e}, decoder term {res['decoder_bpd']:.4f})")
+    elif metric == "prompt-accuracy" and res.get("dataset") == "shapes":
+        from .shapes.evaluate import format_result
+        click.echo(format_result(res))
     elif metric == "prompt-accuracy":
         digits = " ".join(f"{d}:{a:.0%}" for d, a in enumerate(res["per_digit"]))
         click.echo(f"prompt accuracy {res['accuracy']:.1%} on {res['n']} images ({digits})")

@@ -10,6 +10,8 @@ from .data import load_dataset
 from .errors import UserError
 from .likelihood import bits_per_dim
 from .pipeline import Pipeline
+# shapes prompt accuracy lives beside its detector; re-exported so both evaluators are found here
+from .shapes.evaluate import shapes_prompt_accuracy, shapes_prompt_set  # noqa: F401
 
 
 def evaluate_nll(run_dir: str | Path | None, n: int = 100, batch_size: int = 100, seed: int = 0,
@@ -68,14 +70,24 @@ def generate_batched(pipe: Pipeline, prompts: list[str] | None, n: int, batch_si
     return torch.cat(out)
 
 
-def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool = False, seed: int = 0,
-                    **kwargs) -> dict:
+def is_shapes_run(pipe: Pipeline) -> bool:
+    """Whether the run was trained on the procedural shapes scenes (its prompts are then scenes, not digits)."""
+    return pipe.config.train.dataset == "shapes"
+
+
+def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool = False, seed: int = 0, *,
+                    n_scenes: int = 300, **kwargs) -> dict:
     """Share of generated digits that the shipped MNIST classifier reads as the prompted digit (overall and per
-    digit). ``kwargs`` go to ``Pipeline.generate`` (guidance, steps, sampler, ...)."""
+    digit). ``kwargs`` go to ``Pipeline.generate`` (guidance, steps, sampler, ...).
+
+    A run trained on ``shapes`` is measured by ``shapes_prompt_accuracy`` instead, on ``n_scenes`` held-out scenes
+    (``n_per_digit`` is then unused); its result has ``"dataset": "shapes"``."""
     from .metrics import load_mnist_classifier
 
     if not pipe.is_text_model:
         raise UserError("prompt accuracy needs a text-conditioned model: train with --text-encoder")
+    if is_shapes_run(pipe):
+        return shapes_prompt_accuracy(pipe, n=n_scenes, seed=seed, held_out=held_out, **kwargs)
     prompts, digits = mnist_prompt_set(n_per_digit, held_out)
     images = generate_batched(pipe, prompts, len(prompts), seed=seed, **kwargs)
     with torch.no_grad():
@@ -83,7 +95,7 @@ def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool = Fal
     correct = (pred == digits).float()
     per_digit = [float(correct[digits == d].mean()) for d in range(10)]
     return {"metric": "prompt-accuracy", "accuracy": float(correct.mean()), "per_digit": per_digit,
-            "n": len(prompts), "held_out_phrasings": held_out}
+            "n": len(prompts), "held_out_phrasings": held_out, "dataset": "mnist"}
 
 
 def sample_metrics(pipe: Pipeline, metrics: tuple[str, ...] = ("fid", "kid", "pr"), n: int = 1000, seed: int = 0,
