@@ -1,5 +1,6 @@
 """Every user error named in the core issue ends in exactly one line on stderr and loses nothing."""
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -77,12 +78,20 @@ def test_size_the_network_cannot_take(capsys, tmp_path):
     one_error_line(code, err, "image size 30 is not divisible by 4", "--image-size 32")
 
 
-@pytest.mark.parametrize("flag", ["--steps", "--batch-size", "--lr", "--snr-gamma"])
+@pytest.mark.parametrize("flag", ["--steps", "--batch-size", "--lr"])
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_non_positive_numbers(capsys, tmp_path, flag, value):
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), flag, value)
     one_error_line(code, err, flag, "must be positive")
     assert not (tmp_path / "r").exists()
+
+
+def test_negative_snr_gamma_is_one_line_and_zero_turns_it_off(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--snr-gamma", "-1")
+    one_error_line(code, err, "--snr-gamma", "0 or more")
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--snr-gamma", "0", *TINY)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["snr_gamma"] is None
 
 
 def test_existing_run_is_never_overwritten(capsys, run_dir):

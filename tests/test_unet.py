@@ -76,3 +76,33 @@ def test_padded_tokens_change_nothing_in_cross_attention():
     tokens3[0, 0, 0] += 1.0                                     # a real token does matter
     out3 = net(x, t, SimpleNamespace(tokens=tokens3, mask=mask, pooled=pooled))
     assert not torch.allclose(out1, out3, atol=1e-4)
+
+
+def test_scale_shift_preset_matches_diffusers_parameter_count():
+    """AdaGN ResBlocks (Nichol & Dhariwal) have diffusers' resnet_time_scale_shift="scale_shift" weights, except
+    that diffusers' middle attention then has no GroupNorm (UNetMidBlock2D only passes norm groups for "default"):
+    256 weights + 256 biases."""
+    diffusers = pytest.importorskip("diffusers")
+    ref = diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,
+                                block_out_channels=(128, 256, 256, 256),
+                                down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+                                norm_num_groups=32, attention_head_dim=None, resnet_time_scale_shift="scale_shift")
+    assert ref.mid_block.attentions[0].group_norm is None
+    assert count_parameters(UNet.from_preset("ddpm-cifar10", scale_shift=True)) == count_parameters(ref) + 2 * 256
+
+
+def test_scale_shift_resblock_applies_norm_times_one_plus_scale_plus_shift():
+    from ddpmkit.nn.layers import ResBlock
+    torch.manual_seed(0)
+    block = ResBlock(8, 8, 16, dropout=0.0, groups=4, scale_shift=True)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, emb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
+    h = block.conv1(torch.nn.functional.silu(block.norm1(x)))
+    scale, shift = block.emb(torch.nn.functional.silu(emb)).chunk(2, dim=1)
+    h = block.norm2(h) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+    expected = x + block.conv2(torch.nn.functional.silu(h))
+    torch.testing.assert_close(block(x, emb), expected)
+    additive = ResBlock(8, 8, 16, dropout=0.0, groups=4)
+    assert additive.emb.out_features == 8 and block.emb.out_features == 16

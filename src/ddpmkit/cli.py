@@ -12,6 +12,12 @@ import click
 from .errors import UserError
 
 
+def _non_negative(ctx, param, value):
+    if value is not None and not value >= 0:
+        raise click.BadParameter(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive(ctx, param, value):
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be positive, got {value}")
@@ -31,7 +37,7 @@ def cli() -> None:
 @click.option("--out", "out", default=None, help="Run folder [default: runs/<dataset>].")
 @click.option("--preset", default="mnist-tiny", show_default=True,
               help="U-Net preset: mnist-tiny, mnist-small, ddpm-cifar10, ddpm-256.")
-@click.option("--steps", type=int, default=None, callback=_positive, help="Total training steps [default: 2100].")
+@click.option("--steps", type=int, default=None, callback=_positive, help="Total training steps [default: 2400].")
 @click.option("--batch-size", type=int, default=None, callback=_positive, help="Batch size [default: 64].")
 @click.option("--lr", type=float, default=None, callback=_positive, help="Peak learning rate [default: 1e-3].")
 @click.option("--warmup-steps", type=int, default=None, help="Linear LR warm-up steps [default: 100].")
@@ -46,8 +52,8 @@ def cli() -> None:
 @click.option("--loss", type=click.Choice(["simple", "vlb", "hybrid"]), default="simple", show_default=True)
 @click.option("--timestep-sampler", type=click.Choice(["uniform", "loss-second-moment"]), default="uniform",
               show_default=True)
-@click.option("--snr-gamma", type=float, default=None, callback=_positive,
-              help="Min-SNR-γ loss weighting (Hang et al. 2023 use 5) [default: none, the paper's L_simple].")
+@click.option("--snr-gamma", type=float, default=None, callback=_non_negative,
+              help="Min-SNR-γ loss weighting (Hang et al. 2023) [default: 5; 0 = off, the paper's plain L_simple].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
 @click.option("--hflip/--no-hflip", default=False, show_default=True, help="Random horizontal flips.")
 @click.option("--image-size", type=int, default=None, callback=_positive, help="Resize folders to this square size.")
@@ -65,7 +71,8 @@ def cli() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(dataset, data_root, out, preset, steps, resume, overwrite, progress, schedule, num_timesteps, prediction,
           variance, **train_kwargs) -> None:
-    """Train a DDPM. With no arguments: the embedded MNIST digits, a CPU preset, about 12 minutes on 2 cores."""
+    """Train a DDPM. With no arguments: the embedded MNIST digits, a CPU preset, about 15 minutes on 2 cores;
+    add --text-encoder all-MiniLM-L6-v2 for text-to-image (about 18 minutes)."""
     from dataclasses import replace
 
     from .config import DiffusionConfig, RunConfig, TrainConfig
@@ -74,6 +81,8 @@ def train(dataset, data_root, out, preset, steps, resume, overwrite, progress, s
     out = Path(out or Path("runs") / Path(dataset).name)
     tc = TrainConfig(dataset=dataset, data_root=data_root, preset=preset)
     tc = replace(tc, **{k: v for k, v in train_kwargs.items() if v is not None})
+    if tc.snr_gamma == 0:
+        tc = replace(tc, snr_gamma=None)
     cfg = RunConfig(diffusion=DiffusionConfig(schedule, num_timesteps, prediction, variance), train=tc)
     trainer = Trainer(out, cfg, resume=resume, overwrite=overwrite, progress=progress, steps=steps)
     if trainer.data.skipped:

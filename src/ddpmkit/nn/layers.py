@@ -30,13 +30,18 @@ def zero_module(m: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv3x3, + time embedding, GroupNorm → SiLU → dropout → conv3x3 (zero-init), + skip."""
+    """GroupNorm → SiLU → conv3x3, + time embedding, GroupNorm → SiLU → dropout → conv3x3 (zero-init), + skip.
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int = 32):
+    ``scale_shift=True`` is Nichol & Dhariwal's AdaGN: the embedding gives a scale and a shift applied after the
+    second GroupNorm, h = norm(h)·(1 + s) + b, instead of being added before it (Ho et al.)."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int = 32,
+                 scale_shift: bool = False):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = group_norm(in_ch, groups)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, out_ch)
+        self.emb = nn.Linear(emb_dim, 2 * out_ch if scale_shift else out_ch)
         self.norm2 = group_norm(out_ch, groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = zero_module(nn.Conv2d(out_ch, out_ch, 3, padding=1))
@@ -44,8 +49,13 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        e = self.emb(F.silu(emb))[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
