@@ -106,3 +106,19 @@ def test_scale_shift_resblock_applies_norm_times_one_plus_scale_plus_shift():
     torch.testing.assert_close(block(x, emb), expected)
     additive = ResBlock(8, 8, 16, dropout=0.0, groups=4)
     assert additive.emb.out_features == 8 and block.emb.out_features == 16
+
+
+def test_default_preset_follows_the_data():
+    from ddpmkit.train import default_preset
+    assert default_preset(SimpleNamespace(shape=(1, 28, 28))) == "mnist-tiny"
+    assert default_preset(SimpleNamespace(shape=(3, 32, 32))) == "tiny-32"
+    net = UNet.from_preset("tiny-32", context_dim=16, pooled_dim=16).eval()
+    seen = []
+    for m in net.modules():
+        if type(m).__name__ == "AttentionBlock":
+            m.register_forward_hook(lambda mod, inp, out: seen.append(tuple(out.shape[-2:])))
+    cond = SimpleNamespace(tokens=torch.randn(2, 3, 16), mask=torch.ones(2, 3, dtype=torch.bool),
+                           pooled=torch.randn(2, 16), is_null=torch.zeros(2, dtype=torch.bool))
+    assert net(torch.randn(2, 3, 32, 32), torch.tensor([1, 500]), cond).shape == (2, 3, 32, 32)
+    # cross-attention at 16×16 (1 down, 2 up) and 8×8 (1 down, middle, 2 up)
+    assert sorted(seen) == [(8, 8)] * 4 + [(16, 16)] * 3

@@ -35,8 +35,9 @@ def cli() -> None:
               help="mnist (embedded, 9,000 digits), torchvision-mnist or cifar10 (with --data-root), or a folder of images.")
 @click.option("--data-root", default=None, help="Existing torchvision dataset root (nothing is downloaded).")
 @click.option("--out", "out", default=None, help="Run folder [default: runs/<dataset>].")
-@click.option("--preset", default="mnist-tiny", show_default=True,
-              help="U-Net preset: mnist-tiny, mnist-small, ddpm-cifar10, ddpm-256.")
+@click.option("--preset", default=None,
+              help="U-Net preset: mnist-tiny, mnist-small, tiny-32, ddpm-cifar10, ddpm-256 [default: mnist-tiny for "
+                   "28×28 digits, tiny-32 otherwise].")
 @click.option("--steps", type=int, default=None, callback=_positive, help="Total training steps [default: 2400].")
 @click.option("--batch-size", type=int, default=None, callback=_positive, help="Batch size [default: 64].")
 @click.option("--lr", type=float, default=None, callback=_positive, help="Peak learning rate [default: 1e-3].")

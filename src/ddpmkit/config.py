@@ -38,7 +38,7 @@ class TrainConfig:
     data_root: str | None = None
     image_size: int | None = None     # None: the dataset's own size (28 for MNIST); folders default to 32
     channels: int | None = None       # None: the dataset's own; folders default to 3
-    preset: str = "mnist-tiny"
+    preset: str | None = None         # None: mnist-tiny for 28×28 grayscale data, tiny-32 otherwise
     steps: int = 2400                 # ≈ 17 minutes for the text model on 2 CPU cores with bf16 (≈ 0.43 s/step)
     batch_size: int = 64              # paper: 128 (64 sees more images per CPU-second here)
     lr: float = 1e-3                  # paper: 2e-4 (a 1M-parameter net tolerates more)

@@ -48,6 +48,11 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def default_preset(data: ImageTensorDataset) -> str:
+    """mnist-tiny for 28×28 grayscale digits, tiny-32 for anything else (shapes, folders)."""
+    return "mnist-tiny" if tuple(data.shape) == (1, 28, 28) else "tiny-32"
+
+
 def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[int, int] | None = None):
     """The preset's U-Net, sized for the data's channels and resolution, with learned-variance outputs if asked."""
     c, h, w = data.shape
@@ -126,6 +131,8 @@ class Trainer:
             self.captions = CaptionBank(self.encoder, self.data.captions)
             text_dims = (self.encoder.dim, self.encoder.pooled_dim)
         if not self.resume:
+            if config.train.preset is None:
+                config = replace(config, train=replace(config.train, preset=default_preset(self.data)))
             config = replace(config, model=model_config_for(config, self.data, text_dims))
             # Only now, with config, data and network known to be good, may --overwrite remove the old run.
             self._prepare_fresh_dir()

@@ -68,6 +68,9 @@ PRESETS: dict[str, UNetConfig] = {
     # (scale_shift) made text conditioning learn far faster (benchmarks/results/text_recipe_ablation.jsonl).
     "mnist-tiny": UNetConfig(28, 1, 32, (1, 2, 2), 1, (7,), 0.0, groups=8, scale_shift=True),
     "mnist-small": UNetConfig(28, 1, 48, (1, 2, 2), 2, (7,), 0.1, groups=8, scale_shift=True),
+    # 32×32 scenes (the shapes dataset, small folders) on a CPU: 32 → 16 → 8, attention (and text cross-attention,
+    # which places objects) at 16×16 and 8×8.
+    "tiny-32": UNetConfig(32, 3, 32, (1, 2, 2), 1, (16, 8), 0.0, groups=8, scale_shift=True),
     # A few thousand parameters: smoke tests and CI (any size divisible by 2).
     "micro": UNetConfig(8, 1, 8, (1, 2), 1, (4,), 0.0, groups=4),
 }
