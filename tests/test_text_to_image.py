@@ -161,3 +161,18 @@ def test_the_shipped_default_model_loads_offline_and_draws():
     assert pipe.is_text_model and pipe.image_shape == (1, 28, 28)
     imgs = pipe("a handwritten seven", n=2, steps=5, seed=0)
     assert len(imgs) == 2 and imgs[0].size == (28, 28)
+
+
+def test_sample_draws_one_row_per_repeated_prompt(tmp_path, capsys):
+    from PIL import Image
+    from ddpmkit.cli import main
+    out = tmp_path / "rows.png"
+    assert main(["sample", "--prompt", "a handwritten 1", "--prompt", "the digit seven", "--prompt", "a 0",
+                 "--n", "4", "--steps", "2", "--out", str(out)]) == 0
+    assert len(list((tmp_path / "rows").glob("*.png"))) == 12
+    w, h = Image.open(out).size
+    assert w > h          # 3 rows of 4 tiles (the 4 seeds of each prompt), not a square √12 layout
+    singles = [torch.tensor(list(Image.open(tmp_path / "rows" / f"{i:04d}.png").getdata())) for i in (0, 4)]
+    assert not torch.equal(*singles)
+    assert main(["sample", "x/run", "a 1", "--prompt", "a 2", "--prompt", "a 3", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().startswith("error:")

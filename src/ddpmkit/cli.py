@@ -109,8 +109,11 @@ def _writable_parent(path: Path) -> None:
 
 @cli.command()
 @click.argument("args", nargs=-1)
-@click.option("--prompt", default=None, help="What to draw (text models); same as the PROMPT argument.")
-@click.option("--n", "n", type=int, default=64, show_default=True, callback=_positive, help="Number of images.")
+@click.option("--prompt", "prompts", multiple=True,
+              help="What to draw (text models); same as the PROMPT argument. Repeat it for a grid with one row "
+                   "per prompt (the same --n seeds in every row).")
+@click.option("--n", "n", type=int, default=64, show_default=True, callback=_positive,
+              help="Number of images (per prompt).")
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim", "dpmpp-2m", "heun", "euler"]), default=None,
               help="[default: ddpm (ancestral, Algorithm 2) for unconditional models, dpmpp-2m for text models]")
 @click.option("--steps", type=int, default=None, callback=_positive,
@@ -129,13 +132,16 @@ def _writable_parent(path: Path) -> None:
                    "instead of clipping (helps at high guidance).")
 @click.option("--denoising-grid", type=click.Path(path_type=Path), default=None,
               help="Also write the denoising shown step by step: x_t and predicted x_0 at 10 points (Ho et al. Fig. 6).")
-def sample(args, prompt, n, sampler, steps, eta, guidance, negative, seed, out, weights, no_clip,
+def sample(args, prompts, n, sampler, steps, eta, guidance, negative, seed, out, weights, no_clip,
            dynamic_threshold, denoising_grid) -> None:
     """Draw images: `ddpmkit sample [RUN] [PROMPT]`. Without RUN, the shipped text-to-image MNIST model."""
     from .pipeline import Pipeline
     from .viz import make_grid, save_png, to_pil
 
-    run, prompt = _run_and_prompt(args, prompt)
+    run, prompt = _run_and_prompt(args, prompts[0] if len(prompts) == 1 else None)
+    rows = list(prompts) if len(prompts) > 1 else [prompt]
+    if len(prompts) > 1 and prompt is not None:
+        raise UserError("give the prompts either as one PROMPT argument or as repeated --prompt, not both")
     if dynamic_threshold is not None and (no_clip or not 0.0 < dynamic_threshold < 1.0):
         raise UserError(f"--dynamic-threshold must be a percentile in (0, 1), e.g. 0.995, and cannot be combined "
                         f"with --no-clip (got {dynamic_threshold})")
@@ -146,13 +152,15 @@ def sample(args, prompt, n, sampler, steps, eta, guidance, negative, seed, out, 
     total = pipe.resolve_sampler(sampler, steps)[1]
     marks = {round(i * (total - 1) / 9) for i in range(10)}
 
-    def keep(state: dict) -> None:
-        if denoising_grid is not None and state["i"] in marks:
+    def keep(state: dict) -> None:      # the denoising grid shows the first prompt's images
+        if denoising_grid is not None and state["i"] in marks and len(frames) < len(marks):
             frames.append((state["x"][:8].clone(), state["x0_pred"][:8].clone()))
 
-    images = to_pil(pipe.generate(prompt, n=n, steps=steps, seed=seed, guidance=guidance, negative=negative,
-                                  sampler=sampler, eta=eta, clip_x0=clip_x0, callback=keep))
-    save_png(make_grid(images), out)
+    images = []
+    for row in rows:    # every row starts from the same seed, so rows differ only by their prompt
+        images += to_pil(pipe.generate(row, n=n, steps=steps, seed=seed, guidance=guidance, negative=negative,
+                                       sampler=sampler, eta=eta, clip_x0=clip_x0, callback=keep))
+    save_png(make_grid(images, nrow=n if len(rows) > 1 else None), out)
     singles = out.with_suffix("")
     singles.mkdir(exist_ok=True)
     for i, im in enumerate(images):
