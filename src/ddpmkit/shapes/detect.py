@@ -144,8 +144,10 @@ def match(objects: list[dict], targets: list[dict]) -> list[dict | None]:
     return chosen
 
 
-def score(image, label: dict) -> dict[str, bool]:
+def score(image, label: dict, largest_only: bool = False) -> dict[str, bool]:
     """Judge an image against a label (e.g. ``parse_caption(prompt)`` or a ground-truth scene label).
+    ``largest_only``: pair the label's objects with the image's k largest detected objects only (k = objects in the
+    label), so stray specks cannot stand in for a prompted object; ``count`` still sees every object.
 
     Keys: ``count`` (as many objects as the label), ``color``, ``shape``, plus ``size``/``position`` where the label
     names them and ``relation`` for two-object labels; ``all`` is their conjunction. An attribute holds when it holds
@@ -153,7 +155,7 @@ def score(image, label: dict) -> dict[str, bool]:
     """
     targets = label["objects"]
     objects = detect(image)
-    chosen = match(objects, targets)
+    chosen = match(objects[:len(targets)] if largest_only else objects, targets)
     out = {"count": len(objects) == len(targets)}
     for key in ("color", "shape", "size", "position"):
         named = [(t, o) for t, o in zip(targets, chosen) if key in t]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import UserError
 from .captions import parse_caption
 from .dataset import ShapesDataset
-from .detect import detect, match, relation_holds
+from .detect import score
 from .scene import COLORS, POSITIONS, RELATIONS, SHAPES
 
 TRAIN_SEED = 0     # the seed of the training pool (data.shapes_pool)
@@ -51,23 +51,13 @@ def judge(image, target: dict) -> dict[str, bool]:
     (k = objects in the scene), paired with the prompted ones as ``detect.match`` pairs them (by colour, else the
     largest left). So a stray speck neither rescues an attribute (a 4-pixel dot of the prompted colour beside a
     wrongly coloured shape) nor spoils one; ``count`` alone says whether the image holds other objects. On an image
-    with exactly k objects this is ``detect.score``.
+    with exactly k objects this is ``detect.score`` (it is ``detect.score(..., largest_only=True)``).
 
     Keys: ``count``, ``color``, ``shape``, ``size`` (where the prompt names sizes), ``position`` (single-object
     scenes), ``relation`` and ``pair_position`` (two-object scenes: both objects at their scene's anchors, a
     diagnostic the prompt does not name), and ``all``: every key but ``pair_position``."""
-    targets = target["objects"]
-    found = detect(image)
-    chosen = match(found[:len(targets)], targets)
-    out = {"count": len(found) == len(targets)}
-    for key in ("color", "shape", "size", "position"):
-        named = [(t, o) for t, o in zip(targets, chosen) if key in t]
-        if named:
-            out[key] = all(o is not None and o[key] == t[key] for t, o in named)
-    relation = target.get("relation")
-    if relation is not None:
-        a, b = chosen[0], chosen[1] if len(chosen) > 1 else None
-        out["relation"] = a is not None and b is not None and relation_holds(a, b, relation)
+    out = score(image, target, largest_only=True)
+    if target.get("relation") is not None:
         out["pair_position"] = out.pop("position")
     out["all"] = all(v for k, v in out.items() if k != "pair_position")
     return out
