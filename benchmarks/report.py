@@ -36,6 +36,13 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
+def timed_train(cmd: list[str]) -> dict:
+    """Run a ``ddpmkit train`` command from the repository root; its command line, wall time and commit."""
+    t0 = time.time()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return {"command": " ".join(cmd), "wall_time_s": round(time.time() - t0, 1), "commit": commit()}
+
+
 def commit() -> str:
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
+
+import report  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 import torch
 
@@ -36,14 +37,11 @@ def main() -> None:
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra arguments for ddpmkit train")
     args = ap.parse_args()
     result: dict = {}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = report.commit()
     if args.train:
         cmd = ["ddpmkit", "train", "--text-encoder", "all-MiniLM-L6-v2", "--out", args.run, "--overwrite",
                "--no-progress", *args.extra]
-        t0 = time.time()
-        subprocess.run(cmd, check=True, cwd=ROOT)
-        result["train"] = {"command": " ".join(cmd), "wall_time_s": round(time.time() - t0, 1), "commit": commit}
+        result["train"] = report.timed_train(cmd)
     pipe = Pipeline.load(ROOT / args.run)
     sampler, steps = pipe.resolve_sampler(None, None)
     result["sampler"] = {"name": sampler, "steps": steps, "n_per_digit": args.n_per_digit}
