@@ -1,9 +1,12 @@
 """The procedural shapes dataset: deterministic by seed, varied, well-formed scenes and captions that parse back."""
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from ddpmkit.shapes import COLORS, HELD_OUT, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset, parse_caption
+from ddpmkit.shapes.captions import HELD_OUT_ONLY
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -79,6 +82,29 @@ def test_held_out_phrasings_never_appear_in_training_captions():
     train = {ShapesDataset(seed=2).label(i)[1] for i in range(1500)}
     held = {ShapesDataset(seed=2, held_out=True).label(i)[1] for i in range(1500)}
     assert len(train) > 500 and len(held) > 500 and not train & held
+
+
+def test_no_held_out_word_occurs_in_any_training_caption():
+    ds = ShapesDataset(seed=3)
+    train = [c for i in range(1000) for c in ds.captions(i, 3)]
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, HELD_OUT_ONLY)) + r")\b")
+    assert not [c for c in train if pattern.search(c)]
+    held = [ShapesDataset(seed=3, held_out=True).label(i)[1] for i in range(300)]
+    assert sum(bool(pattern.search(c)) for c in held) == len(held)   # every paraphrase has a word training never saw
+
+
+def test_extra_captions_describe_the_same_scene_in_other_words():
+    ds = ShapesDataset(seed=4)
+    for i in range(200):
+        label, first = ds.label(i)
+        caps = ds.captions(i, 3)
+        assert caps[0] == first and caps == ds.captions(i, 3)            # the item's caption first; deterministic
+        for text in caps:
+            said = parse_caption(text)
+            assert said["relation"] == label["relation"]
+            assert [(o["color"], o["shape"]) for o in said["objects"]] == [(o["color"], o["shape"])
+                                                                           for o in label["objects"]]
+    assert len({c for i in range(200) for c in ds.captions(i, 3)}) > 500  # the alternatives are mostly distinct
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])

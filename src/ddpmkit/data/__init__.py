@@ -9,6 +9,8 @@ from .mnist import embedded_mnist, mnist_arrays
 
 BUILTIN = ("mnist", "shapes", "torchvision-mnist", "cifar10")
 SHAPES_POOL = 20000          # shapes scenes rendered once per run (the stream is unbounded; a pool keeps steps fast)
+SHAPES_CAPTIONS = 3          # phrasings per training scene; training draws one per step (paraphrase augmentation)
+SHAPES_P_PAIR = 0.6          # two-object share of the training pool (evaluation scenes keep 0.5): pairs are the hard part
 
 
 def load_dataset(name: str, data_root: str | None = None, image_size: int | None = None,
@@ -17,7 +19,9 @@ def load_dataset(name: str, data_root: str | None = None, image_size: int | None
     if name == "mnist":
         return embedded_mnist(split)
     if name == "shapes":
-        return shapes_pool(SHAPES_POOL if split == "train" else 1000, seed=0 if split == "train" else 1)
+        if split == "train":
+            return shapes_pool(SHAPES_POOL, seed=0, p_pair=SHAPES_P_PAIR)
+        return shapes_pool(1000, seed=1, captions_per_scene=1)
     if name in ("torchvision-mnist", "cifar10"):
         from .torchvision_sets import torchvision_dataset
         return torchvision_dataset(name, data_root, train=(split == "train"))
@@ -27,16 +31,19 @@ def load_dataset(name: str, data_root: str | None = None, image_size: int | None
     return image_folder(path, size=image_size or 32, channels=channels or 3)
 
 
-def shapes_pool(n: int, seed: int = 0) -> ImageTensorDataset:
-    """``n`` procedural shapes scenes (32×32 RGB) with their captions, rendered once; deterministic by seed."""
+def shapes_pool(n: int, seed: int = 0, captions_per_scene: int = SHAPES_CAPTIONS,
+                p_pair: float = 0.5) -> ImageTensorDataset:
+    """``n`` procedural shapes scenes (32×32 RGB), rendered once, each with ``captions_per_scene`` phrasings
+    (``ShapesDataset.captions``); deterministic by seed."""
     import numpy as np
     import torch
 
     from ..shapes import ShapesDataset
-    ds = ShapesDataset(seed=seed, image_format="uint8")
+    ds = ShapesDataset(seed=seed, image_format="uint8", p_pair=p_pair)
     items = [ds[i] for i in range(n)]
     images = torch.from_numpy(np.stack([im for im, _, _ in items])).permute(0, 3, 1, 2).contiguous()
-    out = ImageTensorDataset(images, captions=[[c] for _, c, _ in items], name=f"shapes-{seed}")
+    captions = [ds.captions(i, captions_per_scene) for i in range(n)]
+    out = ImageTensorDataset(images, captions=captions, name=f"shapes-{seed}")
     out.scene_labels = [lab for _, _, lab in items]  # type: ignore[attr-defined]
     return out
 

@@ -15,14 +15,24 @@ from ..data.captions import CaptionError
 from .scene import COLORS, POSITIONS, SHAPES
 
 # --- phrasings: each maps a label value to the words used for it --------------------------------------------------
+# Training uses many templates and synonyms so that a model learns to read the colour, shape and place words wherever
+# they stand rather than memorise a few word orders; no word or phrase of HELD_OUT occurs in any training caption.
 TRAIN = {
-    "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
-    "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
-    "where": {"left": ("on the left",), "right": ("on the right",), "top": ("at the top",),
-              "bottom": ("at the bottom",), "centre": ("in the centre", "in the middle")},
-    "rel": {"left of": ("left of", "to the left of"), "right of": ("right of", "to the right of"),
-            "above": ("above",), "below": ("below",)},
-    "size": {"small": "small", "large": "large"},
+    "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}", "the {obj} is {where}",
+               "a {obj} sits {where}", "a drawing of a {obj} {where}", "a scene with a {obj} {where}",
+               "a {obj} drawn {where}", "a {obj} located {where}", "a {obj} {where} on a black background"),
+    "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}", "there is a {a} {rel} a {b}", "the {a} is {rel} the {b}",
+             "a drawing of a {a} {rel} a {b}", "a scene with a {a} {rel} a {b}", "a {a} sits {rel} a {b}",
+             "a {a} drawn {rel} a {b}", "a {a} located {rel} a {b}"),
+    "where": {"left": ("on the left", "at the left", "to the left", "in the left part"),
+              "right": ("on the right", "at the right", "to the right", "in the right part"),
+              "top": ("at the top", "in the upper part", "up top", "at the top edge"),
+              "bottom": ("at the bottom", "in the lower part", "down at the bottom", "at the bottom edge"),
+              "centre": ("in the centre", "in the middle", "at the centre", "centred")},
+    "rel": {"left of": ("left of", "to the left of", "further left than"),
+            "right of": ("right of", "to the right of", "further right than"),
+            "above": ("above", "higher than", "up above"), "below": ("below", "lower than", "down below")},
+    "size": {"small": ("small", "tiny"), "large": ("large", "huge")},
 }
 HELD_OUT = {
     "single": ("a picture of a {obj} {where}", "one {obj}, {where}", "an image showing a {obj} {where}"),
@@ -31,8 +41,11 @@ HELD_OUT = {
               "bottom": ("near the bottom",), "centre": ("in the center",)},
     "rel": {"left of": ("on the left of",), "right of": ("on the right of",),
             "above": ("on top of", "over"), "below": ("under", "beneath")},
-    "size": {"small": "little", "large": "big"},
+    "size": {"small": ("little",), "large": ("big",)},
 }
+# the words and phrases only HELD_OUT uses (tests check that no training caption contains one)
+HELD_OUT_ONLY = ("picture", "one", "image", "showing", "placed", "side", "near", "center", "on the left of",
+                 "on the right of", "on top of", "over", "under", "beneath", "little", "big")
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
@@ -40,13 +53,15 @@ SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk"
                "square": "square", "squares": "square", "box": "square",
                "triangle": "triangle", "triangles": "triangle"}
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large", "huge": "large"}
-POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom",
-                  "centre": "centre", "center": "centre", "middle": "centre"}
+POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
+                  "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
+    "further left than": "left of",
     "to the right of": "right of", "on the right of": "right of", "right of": "right of",
-    "on top of": "above", "above": "above", "over": "above",
-    "underneath": "below", "beneath": "below", "below": "below", "under": "below",
+    "further right than": "right of",
+    "on top of": "above", "above": "above", "over": "above", "higher than": "above",
+    "underneath": "below", "beneath": "below", "below": "below", "under": "below", "lower than": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -55,8 +70,8 @@ def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _describe(obj: dict, words: dict, with_size: bool) -> str:
-    size = words["size"][obj["size"]] + " " if with_size else ""
+def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator) -> str:
+    size = _pick(rng, words["size"][obj["size"]]) + " " if with_size else ""
     return f"{size}{obj['color']} {obj['shape']}"
 
 
@@ -68,10 +83,10 @@ def caption(label: dict, rng: np.random.Generator, held_out: bool = False, p_siz
     if relation is None:
         obj = objects[0]
         where = _pick(rng, words["where"][obj["position"]])
-        return _pick(rng, words["single"]).format(obj=_describe(obj, words, with_size), where=where)
+        return _pick(rng, words["single"]).format(obj=_describe(obj, words, with_size, rng), where=where)
     rel = _pick(rng, words["rel"][relation])
-    return _pick(rng, words["pair"]).format(a=_describe(objects[0], words, with_size), rel=rel,
-                                            b=_describe(objects[1], words, with_size))
+    return _pick(rng, words["pair"]).format(a=_describe(objects[0], words, with_size, rng), rel=rel,
+                                            b=_describe(objects[1], words, with_size, rng))
 
 
 def _words(text: str) -> list[str]:

@@ -41,6 +41,13 @@ class ShapesDataset:
         label = sample_scene(rng, self.p_pair)
         return label, caption(label, rng, held_out=self.held_out, p_size=self.p_size)
 
+    def captions(self, index: int, k: int) -> list[str]:
+        """``k`` captions of item ``index``: its own (``label(index)``) and ``k - 1`` more phrasings of the same scene,
+        drawn from their own generator so the item's image, label and first caption do not change with ``k``."""
+        label, first = self.label(index)
+        rng = np.random.default_rng([self.seed, index, 1])
+        return [first] + [caption(label, rng, held_out=self.held_out, p_size=self.p_size) for _ in range(k - 1)]
+
     def __getitem__(self, index: int):
         index = int(index)
         if index < 0 or (self.length is not None and index >= self.length):
