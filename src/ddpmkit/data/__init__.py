@@ -9,8 +9,8 @@ from .mnist import embedded_mnist, mnist_arrays
 
 BUILTIN = ("mnist", "shapes", "torchvision-mnist", "cifar10")
 SHAPES_POOL = 20000          # shapes scenes rendered once per run (the stream is unbounded; a pool keeps steps fast)
-SHAPES_CAPTIONS = 3          # phrasings per training scene; training draws one per step (paraphrase augmentation)
-SHAPES_P_PAIR = 0.6          # two-object share of the training pool (evaluation scenes keep 0.5): pairs are the hard part
+SHAPES_CAPTIONS = 1          # phrasings per training scene (training draws one per step); >1 is paraphrase augmentation
+SHAPES_P_PAIR = 0.5          # two-object share of the training pool (evaluation scenes: 0.5)
 
 
 def load_dataset(name: str, data_root: str | None = None, image_size: int | None = None,

@@ -15,24 +15,17 @@ from ..data.captions import CaptionError
 from .scene import COLORS, POSITIONS, SHAPES
 
 # --- phrasings: each maps a label value to the words used for it --------------------------------------------------
-# Training uses many templates and synonyms so that a model learns to read the colour, shape and place words wherever
-# they stand rather than memorise a few word orders; no word or phrase of HELD_OUT occurs in any training caption.
+# Few templates: a richer set (ten single and nine pair templates, synonyms for every place, relation and size, three
+# captions per scene) closed the gap to the held-out paraphrases but, in the same 30-minute budget, cost 43 points of
+# relation and 7 of shape accuracy on the training phrasings (benchmarks/results/shapes_caption_ablation.jsonl).
 TRAIN = {
-    "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}", "the {obj} is {where}",
-               "a {obj} sits {where}", "a drawing of a {obj} {where}", "a scene with a {obj} {where}",
-               "a {obj} drawn {where}", "a {obj} located {where}", "a {obj} {where} on a black background"),
-    "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}", "there is a {a} {rel} a {b}", "the {a} is {rel} the {b}",
-             "a drawing of a {a} {rel} a {b}", "a scene with a {a} {rel} a {b}", "a {a} sits {rel} a {b}",
-             "a {a} drawn {rel} a {b}", "a {a} located {rel} a {b}"),
-    "where": {"left": ("on the left", "at the left", "to the left", "in the left part"),
-              "right": ("on the right", "at the right", "to the right", "in the right part"),
-              "top": ("at the top", "in the upper part", "up top", "at the top edge"),
-              "bottom": ("at the bottom", "in the lower part", "down at the bottom", "at the bottom edge"),
-              "centre": ("in the centre", "in the middle", "at the centre", "centred")},
-    "rel": {"left of": ("left of", "to the left of", "further left than"),
-            "right of": ("right of", "to the right of", "further right than"),
-            "above": ("above", "higher than", "up above"), "below": ("below", "lower than", "down below")},
-    "size": {"small": ("small", "tiny"), "large": ("large", "huge")},
+    "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
+    "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
+    "where": {"left": ("on the left",), "right": ("on the right",), "top": ("at the top",),
+              "bottom": ("at the bottom",), "centre": ("in the centre", "in the middle")},
+    "rel": {"left of": ("left of", "to the left of"), "right of": ("right of", "to the right of"),
+            "above": ("above",), "below": ("below",)},
+    "size": {"small": ("small",), "large": ("large",)},
 }
 HELD_OUT = {
     "single": ("a picture of a {obj} {where}", "one {obj}, {where}", "an image showing a {obj} {where}"),
