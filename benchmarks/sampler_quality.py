@@ -9,6 +9,7 @@ The noise of FID at this sample size is estimated by a bootstrap over the genera
 
     python benchmarks/sampler_quality.py                      # the shipped model, 200 images per point
     python benchmarks/sampler_quality.py --n 100 --max-nfe-for-all 50   # what fits in ~30 CPU-minutes (2 cores)
+    python benchmarks/sampler_quality.py --n 100 --nfe 100 --samplers ddim euler --merge   # add points to that file
 
 Results go to benchmarks/results/sampler_quality.json and the plot to docs/sampler_quality.png.
 """
@@ -85,7 +86,19 @@ def main() -> None:
                          "the time")
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sampler_quality.json"))
+    ap.add_argument("--merge", action="store_true",
+                    help="add these points to --out (same model, n and guidance), replacing any of the same sampler "
+                         "and NFE; the rest of the file is kept")
     args = ap.parse_args()
+    old = None
+    if args.merge:
+        old = json.loads(Path(args.out).read_text())
+        want = {"n": args.n // 10 * 10, "guidance": DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
+                "model": str(args.run or "shipped (src/ddpmkit/weights/mnist-text)")}
+        clash = {k: (old.get(k), v) for k, v in want.items() if old.get(k) != v}
+        if clash:
+            raise SystemExit(f"--merge: {args.out} was measured with other settings {clash} (file, now): "
+                             "run with the file's settings, or without --merge to start a new file")
 
     pipe = Pipeline.load(args.run)
     guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
@@ -123,8 +136,14 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     import diffusers
+    command = "python " + " ".join([Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv)])
+    if old is not None:
+        done = {(r["sampler"], r["nfe_budget"]) for r in rows}
+        rows = [r for r in old["rows"] if (r["sampler"], r["nfe_budget"]) not in done] + rows
+        rows.sort(key=lambda r: (r["nfe_budget"], list(OURS + DIFFUSERS).index(r["sampler"])))
+        command = " && ".join([*([old["command"]] if isinstance(old["command"], str) else old["command"]), command])
     result = {
-        "command": "python " + " ".join([Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv)]),
+        "command": command,
         "model": str(args.run or "shipped (src/ddpmkit/weights/mnist-text)"), "guidance": guidance, "n": n,
         "reference": "mnist-test (1,000 held-out digits), MNIST-classifier features",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",

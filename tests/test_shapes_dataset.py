@@ -104,7 +104,7 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
             assert said["relation"] == label["relation"]
             assert [(o["color"], o["shape"]) for o in said["objects"]] == [(o["color"], o["shape"])
                                                                            for o in label["objects"]]
-    assert len({c for i in range(200) for c in ds.captions(i, 3)}) > 500  # the alternatives are mostly distinct
+    assert sum(len(set(ds.captions(i, 3))) > 1 for i in range(200)) > 150  # most scenes get other wordings
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])
