@@ -17,8 +17,6 @@ from pathlib import Path
 
 import report  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = (0.0, 1.0, 2.0, 3.0, 5.0)
 
