@@ -94,6 +94,12 @@ def test_negative_snr_gamma_is_one_line_and_zero_turns_it_off(capsys, tmp_path):
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["snr_gamma"] is None
 
 
+def test_negative_first_caption_steps_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--first-caption-steps", "-1")
+    one_error_line(code, err, "--first-caption-steps", "0 or more")
+    assert not (tmp_path / "r").exists()
+
+
 def test_existing_run_is_never_overwritten(capsys, run_dir):
     before = digest(run_dir)
     code, _, err = run(capsys, "train", "--out", str(run_dir), *TINY)

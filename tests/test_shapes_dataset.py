@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpmkit.shapes import COLORS, HELD_OUT, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset, parse_caption
+from ddpmkit.shapes import (COLORS, HELD_OUT, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
+                            caption, parse_caption)
 from ddpmkit.shapes.captions import HELD_OUT_ONLY
 from ddpmkit.shapes.scene import shape_mask
 
@@ -71,14 +72,14 @@ def test_captions_parse_back_to_the_scene_in_training_and_held_out_phrasings():
                 assert "position" in parsed["objects"][0], caption
 
 
-def test_held_out_phrasings_never_appear_in_training_captions():
+@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE], ids=["train", "paraphrase"])
+def test_held_out_phrasings_never_appear_in_training_captions(words):
     for table in ("single", "pair"):
-        assert not set(HELD_OUT[table]) & set(TRAIN[table])
+        assert not set(HELD_OUT[table]) & set(words[table])
     for table in ("where", "rel", "size"):
+        assert set(HELD_OUT[table]) == set(words[table])                # every value has words in both
         for key, phrases in HELD_OUT[table].items():
-            phrases = (phrases,) if isinstance(phrases, str) else phrases
-            train = TRAIN[table][key]
-            assert not set(phrases) & set((train,) if isinstance(train, str) else train)
+            assert not set(phrases) & set(words[table][key])
     train = {ShapesDataset(seed=2).label(i)[1] for i in range(1500)}
     held = {ShapesDataset(seed=2, held_out=True).label(i)[1] for i in range(1500)}
     assert len(train) > 500 and len(held) > 500 and not train & held
@@ -105,6 +106,15 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
             assert [(o["color"], o["shape"]) for o in said["objects"]] == [(o["color"], o["shape"])
                                                                            for o in label["objects"]]
     assert sum(len(set(ds.captions(i, 3))) > 1 for i in range(200)) > 150  # most scenes get other wordings
+    templates = [t.split("{")[0] for t in PARAPHRASE["single"] + PARAPHRASE["pair"] if not t.startswith("a {")]
+    extras = [c for i in range(200) for c in ds.captions(i, 3)[1:]]
+    assert sum(any(c.startswith(t) for t in templates) for c in extras) > 100   # the extras are PARAPHRASE wordings
+
+
+def test_a_caption_is_held_out_or_a_paraphrase_not_both():
+    label, _ = ShapesDataset(seed=0).label(0)
+    with pytest.raises(ValueError, match="not both"):
+        caption(label, np.random.default_rng(0), held_out=True, paraphrase=True)
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])

@@ -78,6 +78,18 @@ def test_caption_dropout_happens_at_the_configured_rate(enc):
     one = enc(["a handwritten 1"]).pooled
     share = torch.isclose(picks, one).all(dim=1).float().mean().item()
     assert 0.45 < share < 0.55                                       # alternatives drawn uniformly
+    firsts = bank.draw(torch.zeros(200, dtype=torch.long), g, first_only=True).pooled
+    assert torch.isclose(firsts, one).all()                          # the curriculum phase: first caption only
+
+
+def test_first_caption_curriculum_draws_the_same_randomness(enc):
+    """``first_only`` changes which caption is read, not the generator's stream (dropout and later draws agree)."""
+    bank = CaptionBank(enc, [["a handwritten 1", "the digit one"], ["a handwritten 2", "the digit two"]])
+    idx = torch.tensor([0, 1] * 500)
+    ga, gb = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a, b = bank.draw(idx, ga, dropout=0.3), bank.draw(idx, gb, dropout=0.3, first_only=True)
+    assert torch.equal(a.is_null, b.is_null) and not torch.equal(a.pooled, b.pooled)
+    assert torch.equal(torch.rand(4, generator=ga), torch.rand(4, generator=gb))
 
 
 def test_too_long_prompt_warns_and_non_text_is_one_clear_line(enc):

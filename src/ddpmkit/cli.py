@@ -64,6 +64,9 @@ def cli() -> None:
                    "sentence-transformers or Hugging Face name or path). Needs a captioned dataset.")
 @click.option("--caption-dropout", type=float, default=None, help="Share of captions dropped to the null prompt "
               "for classifier-free guidance [default: 0.1].")
+@click.option("--first-caption-steps", type=int, default=None, callback=_non_negative,
+              help="Curriculum: the first N steps train on each image's first caption only, later steps on all its "
+                   "captions (paraphrases) [default: 0].")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)

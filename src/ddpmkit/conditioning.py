@@ -23,9 +23,12 @@ class CaptionBank:
             self.alternatives[i, :len(alts)] = torch.tensor([index[c] for c in alts])
         self.num_unique = len(unique)
 
-    def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0):
-        """Captions for images ``idx``; each is replaced by the null prompt with probability ``dropout``."""
+    def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0, first_only: bool = False):
+        """Captions for images ``idx`` (each image's first caption only with ``first_only``); each is replaced by the
+        null prompt with probability ``dropout``. The generator advances the same way either way."""
         pick = (torch.rand(len(idx), generator=generator) * self.counts[idx]).long()
+        if first_only:
+            pick = torch.zeros_like(pick)
         cond = self.cond.index(self.alternatives[idx, pick])
         drop = torch.rand(len(idx), generator=generator) < dropout
         return cond._replace(is_null=cond.is_null | drop)

@@ -55,6 +55,7 @@ class TrainConfig:
     hflip: bool = False               # paper: random horizontal flips for CIFAR-10 (never for digits)
     text_encoder: str | None = None   # None: unconditional; else a frozen encoder (e.g. "all-MiniLM-L6-v2")
     caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
+    first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 800
     sample_n: int = 16
@@ -83,6 +84,8 @@ class TrainConfig:
             raise UserError(f"snr-gamma must be positive, got {self.snr_gamma} (Hang et al. use 5)")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
+        if self.first_caption_steps < 0:
+            raise UserError(f"first-caption-steps must be ≥ 0, got {self.first_caption_steps}")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UserError(f"caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if self.image_size is not None and self.image_size <= 0:

@@ -15,9 +15,11 @@ from ..data.captions import CaptionError
 from .scene import COLORS, POSITIONS, SHAPES
 
 # --- phrasings: each maps a label value to the words used for it --------------------------------------------------
-# Few templates: a richer set (ten single and nine pair templates, synonyms for every place, relation and size, three
-# captions per scene) closed the gap to the held-out paraphrases but, in the same 30-minute budget, cost 43 points of
-# relation and 7 of shape accuracy on the training phrasings (benchmarks/results/shapes_caption_ablation.jsonl).
+# TRAIN: the few templates each scene's own caption uses. PARAPHRASE: more training wordings of the same scene (other
+# templates and synonyms for every place, relation and size) used for a scene's extra captions
+# (``ShapesDataset.captions(i, k)``). Training on all of them from the start closed the gap to the held-out
+# paraphrases but, in the same 30-minute budget, cost 43 points of relation and 7 of shape accuracy
+# (benchmarks/results/shapes_caption_ablation.jsonl); ``--first-caption-steps`` trains on TRAIN first.
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
@@ -26,6 +28,23 @@ TRAIN = {
     "rel": {"left of": ("left of", "to the left of"), "right of": ("right of", "to the right of"),
             "above": ("above",), "below": ("below",)},
     "size": {"small": ("small",), "large": ("large",)},
+}
+PARAPHRASE = {
+    "single": ("the {obj} is {where}", "a {obj} sits {where}", "a drawing of a {obj} {where}",
+               "a scene with a {obj} {where}", "a {obj} drawn {where}", "a {obj} located {where}",
+               "a {obj} {where} on a black background"),
+    "pair": ("there is a {a} {rel} a {b}", "the {a} is {rel} the {b}", "a drawing of a {a} {rel} a {b}",
+             "a scene with a {a} {rel} a {b}", "a {a} sits {rel} a {b}", "a {a} drawn {rel} a {b}",
+             "a {a} located {rel} a {b}"),
+    "where": {"left": ("on the left", "at the left", "to the left", "in the left part"),
+              "right": ("on the right", "at the right", "to the right", "in the right part"),
+              "top": ("at the top", "in the upper part", "up top", "at the top edge"),
+              "bottom": ("at the bottom", "in the lower part", "down at the bottom", "at the bottom edge"),
+              "centre": ("in the centre", "in the middle", "at the centre", "centred")},
+    "rel": {"left of": ("left of", "to the left of", "further left than"),
+            "right of": ("right of", "to the right of", "further right than"),
+            "above": ("above", "higher than", "up above"), "below": ("below", "lower than", "down below")},
+    "size": {"small": ("small", "tiny"), "large": ("large", "huge")},
 }
 HELD_OUT = {
     "single": ("a picture of a {obj} {where}", "one {obj}, {where}", "an image showing a {obj} {where}"),
@@ -68,9 +87,13 @@ def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator)
     return f"{size}{obj['color']} {obj['shape']}"
 
 
-def caption(label: dict, rng: np.random.Generator, held_out: bool = False, p_size: float = 0.5) -> str:
-    """A caption for a scene label; sizes are named with probability ``p_size`` (both objects or neither)."""
-    words = HELD_OUT if held_out else TRAIN
+def caption(label: dict, rng: np.random.Generator, held_out: bool = False, p_size: float = 0.5,
+            paraphrase: bool = False) -> str:
+    """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or the evaluation-only HELD_OUT); sizes
+    are named with probability ``p_size`` (both objects or neither)."""
+    if held_out and paraphrase:
+        raise ValueError("a caption is either held out or a training paraphrase, not both")
+    words = HELD_OUT if held_out else PARAPHRASE if paraphrase else TRAIN
     objects, relation = label["objects"], label.get("relation")
     with_size = bool(rng.random() < p_size)
     if relation is None:

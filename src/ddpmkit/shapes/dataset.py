@@ -42,11 +42,13 @@ class ShapesDataset:
         return label, caption(label, rng, held_out=self.held_out, p_size=self.p_size)
 
     def captions(self, index: int, k: int) -> list[str]:
-        """``k`` captions of item ``index``: its own (``label(index)``) and ``k - 1`` more phrasings of the same scene,
-        drawn from their own generator so the item's image, label and first caption do not change with ``k``."""
+        """``k`` captions of item ``index``: its own (``label(index)``) and ``k - 1`` paraphrases of the same scene
+        (the PARAPHRASE wordings; held-out ones for a held-out stream), drawn from their own generator so the
+        item's image, label and first caption do not change with ``k``."""
         label, first = self.label(index)
         rng = np.random.default_rng([self.seed, index, 1])
-        return [first] + [caption(label, rng, held_out=self.held_out, p_size=self.p_size) for _ in range(k - 1)]
+        return [first] + [caption(label, rng, held_out=self.held_out, p_size=self.p_size,
+                                  paraphrase=not self.held_out) for _ in range(k - 1)]
 
     def __getitem__(self, index: int):
         index = int(index)
