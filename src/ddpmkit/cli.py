@@ -75,7 +75,7 @@ def cli() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(dataset, data_root, out, preset, steps, resume, overwrite, progress, schedule, num_timesteps, prediction,
           variance, **train_kwargs) -> None:
-    """Train a DDPM. With no arguments: the embedded MNIST digits, a CPU preset, about 15 minutes on 2 cores;
+    """Train a DDPM. With no arguments: the embedded MNIST digits, a CPU preset, about 17 minutes on 2 cores;
     add --text-encoder all-MiniLM-L6-v2 for text-to-image (about 18 minutes)."""
     from dataclasses import replace
 
