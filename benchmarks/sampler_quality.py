@@ -124,6 +124,14 @@ def main() -> None:
                 images = sample(den, x_T.clone(), sampler=name, steps=steps, cond=cond,
                                 generator=torch.Generator().manual_seed(1))
             seconds = time.time() - t0
+            broken = int((~torch.isfinite(images)).flatten(1).any(dim=1).sum())
+            if broken:   # a diverged sampler is a result, not a crash: record it and go on
+                row = {"sampler": name, "nfe_budget": nfe, "steps": steps, "nfe": calls[0], "fid": None,
+                       "fid_bootstrap_std": None, "prompt_accuracy": None, "non_finite_images": broken,
+                       "seconds": round(seconds, 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                continue
             with torch.no_grad():
                 feats = domain_features(images)
                 pred = classifier.predict(images)
@@ -161,7 +169,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name in dict.fromkeys(r["sampler"] for r in rows):
-        rs = sorted((r for r in rows if r["sampler"] == name), key=lambda r: r["nfe"])
+        rs = sorted((r for r in rows if r["sampler"] == name and r["fid"] is not None), key=lambda r: r["nfe"])
         style = ":" if name.startswith("diffusers") else "-"
         axes[0].plot([r["nfe"] for r in rs], [r["fid"] for r in rs], style, marker="o", label=name)
         axes[1].plot([r["nfe"] for r in rs], [100 * r["prompt_accuracy"] for r in rs], style, marker="o", label=name)

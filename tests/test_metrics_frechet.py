@@ -87,3 +87,15 @@ def test_agrees_with_torchmetrics_on_the_same_features():
 def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="mismatched feature widths"):
         fid_from_features(torch.randn(5, 3), torch.randn(5, 4))
+
+
+def test_non_finite_features_get_one_clear_line():
+    x = torch.randn(20, 4, dtype=torch.float64)
+    x[3, 1], x[7, 0] = float("nan"), float("inf")
+    for call in (lambda: gaussian_stats(x), lambda: fid_from_features(x, torch.randn(20, 4))):
+        with pytest.raises(ValueError, match="2 of 20 feature vectors contain NaN or inf") as info:
+            call()
+        assert "\n" not in str(info.value)
+    mu, sigma = gaussian_stats(torch.randn(20, 4))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        frechet_distance(mu * float("nan"), sigma, mu, sigma)

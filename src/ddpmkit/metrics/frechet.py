@@ -15,6 +15,10 @@ def _as_features(x) -> torch.Tensor:
     x = torch.as_tensor(x).detach().to("cpu", torch.float64)
     if x.ndim != 2:
         raise ValueError(f"features must be a 2-D [N, D] tensor, got shape {tuple(x.shape)}")
+    bad = int((~torch.isfinite(x)).any(dim=1).sum())
+    if bad:
+        raise ValueError(f"{bad} of {x.shape[0]} feature vectors contain NaN or inf: the images behind them are "
+                         f"broken (a sampler that diverged?); check them with torch.isfinite before measuring")
     return x
 
 
@@ -40,6 +44,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.shape[0],) * 2:
         raise ValueError(f"mismatched Gaussian shapes: μ {tuple(mu1.shape)} vs {tuple(mu2.shape)}, "
                          f"Σ {tuple(s1.shape)} vs {tuple(s2.shape)}")
+    if not all(bool(torch.isfinite(v).all()) for v in (mu1, mu2, s1, s2)):
+        raise ValueError("Gaussian statistics contain NaN or inf: they were fitted to broken features")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     r = _psd_sqrt(s1)
     tr_covmean = torch.linalg.eigvalsh(r @ s2 @ r).clamp_min(0).sqrt().sum()
