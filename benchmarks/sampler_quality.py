@@ -90,18 +90,18 @@ def main() -> None:
                     help="add these points to --out (same model, n and guidance), replacing any of the same sampler "
                          "and NFE; the rest of the file is kept")
     args = ap.parse_args()
+    guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    model_name = str(args.run or "shipped (src/ddpmkit/weights/mnist-text)")
     old = None
     if args.merge:
         old = json.loads(Path(args.out).read_text())
-        want = {"n": args.n // 10 * 10, "guidance": DEFAULT_GUIDANCE if args.guidance is None else args.guidance,
-                "model": str(args.run or "shipped (src/ddpmkit/weights/mnist-text)")}
+        want = {"n": args.n // 10 * 10, "guidance": guidance, "model": model_name}
         clash = {k: (old.get(k), v) for k, v in want.items() if old.get(k) != v}
         if clash:
             raise SystemExit(f"--merge: {args.out} was measured with other settings {clash} (file, now): "
                              "run with the file's settings, or without --merge to start a new file")
 
     pipe = Pipeline.load(args.run)
-    guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance
     prompts, digits = mnist_prompt_set(args.n // 10)
     n = len(prompts)
     den, cond = pipe.encode(prompts, n, guidance=guidance)
@@ -123,24 +123,19 @@ def main() -> None:
             else:
                 images = sample(den, x_T.clone(), sampler=name, steps=steps, cond=cond,
                                 generator=torch.Generator().manual_seed(1))
-            seconds = time.time() - t0
+            row = {"sampler": name, "nfe_budget": nfe, "steps": steps, "nfe": calls[0],
+                   "seconds": round(time.time() - t0, 1)}
             broken = int((~torch.isfinite(images)).flatten(1).any(dim=1).sum())
             if broken:   # a diverged sampler is a result, not a crash: record it and go on
-                row = {"sampler": name, "nfe_budget": nfe, "steps": steps, "nfe": calls[0], "fid": None,
-                       "fid_bootstrap_std": None, "prompt_accuracy": None, "non_finite_images": broken,
-                       "seconds": round(seconds, 1)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                continue
-            with torch.no_grad():
-                feats = domain_features(images)
-                pred = classifier.predict(images)
-            mu, sigma = gaussian_stats(feats)
-            fid = frechet_distance(mu, sigma, ref["mu"], ref["sigma"])
-            acc = float((pred.cpu() == digits).float().mean())
-            row = {"sampler": name, "nfe_budget": nfe, "steps": steps, "nfe": calls[0], "fid": round(fid, 3),
-                   "fid_bootstrap_std": round(bootstrap_fid(feats, ref["mu"], ref["sigma"]), 3),
-                   "prompt_accuracy": round(acc, 4), "seconds": round(seconds, 1)}
+                row |= {"fid": None, "fid_bootstrap_std": None, "prompt_accuracy": None, "non_finite_images": broken}
+            else:
+                with torch.no_grad():
+                    feats = domain_features(images)
+                    pred = classifier.predict(images)
+                mu, sigma = gaussian_stats(feats)
+                row |= {"fid": round(frechet_distance(mu, sigma, ref["mu"], ref["sigma"]), 3),
+                        "fid_bootstrap_std": round(bootstrap_fid(feats, ref["mu"], ref["sigma"]), 3),
+                        "prompt_accuracy": round(float((pred.cpu() == digits).float().mean()), 4)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     import diffusers
@@ -152,7 +147,7 @@ def main() -> None:
         command = " && ".join([*([old["command"]] if isinstance(old["command"], str) else old["command"]), command])
     result = {
         "command": command,
-        "model": str(args.run or "shipped (src/ddpmkit/weights/mnist-text)"), "guidance": guidance, "n": n,
+        "model": model_name, "guidance": guidance, "n": n,
         "reference": "mnist-test (1,000 held-out digits), MNIST-classifier features",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__},
