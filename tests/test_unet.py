@@ -122,3 +122,20 @@ def test_default_preset_follows_the_data():
     assert net(torch.randn(2, 3, 32, 32), torch.tensor([1, 500]), cond).shape == (2, 3, 32, 32)
     # cross-attention at 16×16 (1 down, 2 up) and 8×8 (1 down, middle, 2 up)
     assert sorted(seen) == [(8, 8)] * 4 + [(16, 16)] * 3
+
+
+@pytest.mark.parametrize("h, w", [(5, 7), (1, 1), (14, 14)])
+def test_upsample_is_nearest_then_conv3x3_exactly_values_and_gradients(h, w):
+    import torch.nn.functional as F
+    from ddpmkit.nn.layers import Upsample
+    torch.manual_seed(0)
+    up = Upsample(6).double()
+    x = torch.randn(2, 6, h, w, dtype=torch.double, requires_grad=True)
+    ours = up(x)
+    ref = up.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    assert ours.shape == (2, 6, 2 * h, 2 * w)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(ours, [x, up.conv.weight, up.conv.bias], g),
+                    torch.autograd.grad(ref, [x, up.conv.weight, up.conv.bias], g)):
+        assert torch.allclose(a, b, atol=1e-11)
