@@ -100,6 +100,12 @@ def test_negative_first_caption_steps_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_text_layers_without_a_text_encoder_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-layers", "1", *TINY)
+    one_error_line(code, err, "--text-layers", "--text-encoder")
+    assert not (tmp_path / "r").exists()
+
+
 def test_existing_run_is_never_overwritten(capsys, run_dir):
     before = digest(run_dir)
     code, _, err = run(capsys, "train", "--out", str(run_dir), *TINY)

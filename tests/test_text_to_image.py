@@ -20,12 +20,12 @@ def enc():
     return TextEncoder()
 
 
-def text_net(enc, learn_sigma=False):
+def text_net(enc, learn_sigma=False, text_layers=0, randomise=True):
     torch.manual_seed(0)
     net = UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                           attention_resolutions=(4,), groups=4, dropout=0.0, learn_sigma=learn_sigma,
-                          context_dim=enc.dim, pooled_dim=enc.pooled_dim)).eval()
-    for p in net.parameters():
+                          context_dim=enc.dim, pooled_dim=enc.pooled_dim, text_layers=text_layers)).eval()
+    for p in net.parameters() if randomise else ():
         torch.nn.init.normal_(p, std=0.1)
     return net
 
@@ -49,8 +49,9 @@ def test_guidance_scale_zero_is_unconditional_and_one_is_conditional(enc, learn_
 
 
 @torch.no_grad()
-def test_empty_prompt_means_the_learned_null_prompt(enc):
-    net = text_net(enc)
+@pytest.mark.parametrize("text_layers", [0, 1])
+def test_empty_prompt_means_the_learned_null_prompt(enc, text_layers):
+    net = text_net(enc, text_layers=text_layers)
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 60])
     empty = enc(["", "  "])
     assert bool(empty.is_null.all())
@@ -59,11 +60,31 @@ def test_empty_prompt_means_the_learned_null_prompt(enc):
 
 
 @torch.no_grad()
-def test_padding_the_prompt_changes_nothing(enc):
-    net = text_net(enc)
+@pytest.mark.parametrize("text_layers", [0, 2])
+def test_padding_the_prompt_changes_nothing(enc, text_layers):
+    net = text_net(enc, text_layers=text_layers)
     cond = enc(["a red circle above a blue square", "a 4"])
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 500])
-    assert torch.allclose(net(x, t, cond), net(x, t, cond.pad_to(cond.length + 9)), atol=1e-6)
+    padded = cond.pad_to(cond.length + 9)
+    padded.tokens[~padded.mask] = 7.0          # whatever padding holds
+    assert torch.allclose(net(x, t, cond), net(x, t, padded), atol=1e-5)
+
+
+@torch.no_grad()
+def test_text_layers_start_as_identity_then_transform_the_states(enc):
+    net = text_net(enc, text_layers=1, randomise=False)
+    cond = enc(["a red circle left of a blue square"])
+    x, t = torch.randn(1, 1, 8, 8), torch.tensor([40])
+    with_layers = net(x, t, cond)
+    layers, net.text_layers = net.text_layers, None
+    assert torch.equal(with_layers, net(x, t, cond))     # zero-initialised output projections: identity at start
+    net.text_layers = layers
+    for p in layers.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    states = net.text_layers(cond.tokens, src_key_padding_mask=~cond.mask.bool())
+    assert states.shape == cond.tokens.shape and not torch.allclose(states, cond.tokens, atol=1e-3)
+    with pytest.raises(ValueError, match="needs a text model"):
+        UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), groups=4, text_layers=1))
 
 
 def test_caption_dropout_happens_at_the_configured_rate(enc):

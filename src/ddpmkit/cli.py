@@ -67,6 +67,8 @@ def cli() -> None:
 @click.option("--first-caption-steps", type=int, default=None, callback=_non_negative,
               help="Curriculum: the first N steps train on each image's first caption only, later steps on all its "
                    "captions (paraphrases) [default: 0].")
+@click.option("--text-layers", type=int, default=None, callback=_non_negative,
+              help="Trainable transformer layers over the frozen encoder's token states [default: 0].")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)

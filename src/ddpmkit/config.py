@@ -56,6 +56,7 @@ class TrainConfig:
     text_encoder: str | None = None   # None: unconditional; else a frozen encoder (e.g. "all-MiniLM-L6-v2")
     caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
+    text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 800
     sample_n: int = 16
@@ -86,6 +87,11 @@ class TrainConfig:
             raise UserError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
         if self.first_caption_steps < 0:
             raise UserError(f"first-caption-steps must be ≥ 0, got {self.first_caption_steps}")
+        if self.text_layers < 0:
+            raise UserError(f"text-layers must be ≥ 0, got {self.text_layers}")
+        if self.text_layers and not self.text_encoder:
+            raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
+                            "(e.g. all-MiniLM-L6-v2)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UserError(f"caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if self.image_size is not None and self.image_size <= 0:

@@ -30,6 +30,7 @@ class UNetConfig:
     context_dim: int | None = None            # text token width for cross-attention (None: unconditional)
     pooled_dim: int | None = None             # pooled text vector width, added to the time embedding (GLIDE)
     scale_shift: bool = False                 # AdaGN conditioning in ResBlocks (Nichol & Dhariwal); paper: additive
+    text_layers: int = 0                      # trainable transformer layers over the frozen token states (text models)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -100,6 +101,9 @@ class UNet(nn.Module):
             # The learned null prompt (Ho & Salimans): one token and one pooled vector that stand for "no prompt".
             self.null_tokens = nn.Parameter(torch.randn(1, 1, c.context_dim) * 0.02)
             self.context_norm = nn.LayerNorm(c.context_dim)      # text states enter at a fixed scale (Imagen)
+            self.text_layers = text_adapter(c.context_dim, c.text_layers) if c.text_layers else None
+        elif c.text_layers:
+            raise ValueError(f"text_layers={c.text_layers} needs a text model (context_dim set)")
         if c.pooled_dim:
             self.null_pooled = nn.Parameter(torch.randn(c.pooled_dim) * 0.02)
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
@@ -156,6 +160,8 @@ class UNet(nn.Module):
             if self.pooled_proj is not None:
                 emb = emb + self.pooled_proj(pooled)
             if self.config.context_dim:
+                if self.text_layers is not None:
+                    tokens = self.text_layers(tokens, src_key_padding_mask=~mask)
                 context = self.context_norm(tokens)
         h = self.conv_in(x)
         hs = [h]
@@ -194,6 +200,21 @@ class UNet(nn.Module):
         if c.pooled_dim:
             pooled = torch.where(is_null[:, None], self.null_pooled.to(pooled.dtype).expand_as(pooled), pooled)
         return tokens, mask, pooled
+
+
+def text_adapter(dim: int, layers: int) -> nn.TransformerEncoder:
+    """Pre-norm transformer layers (heads of 64 channels where ``dim`` allows) trained with the U-Net on top of the
+    frozen encoder's token states, so the tokens the U-Net attends to can carry what the frozen states leave implicit
+    (e.g. which object a relation names first). Output projections start at zero: at initialisation the layers pass
+    the frozen states through unchanged. Padded tokens are masked as keys, so they never change real tokens."""
+    heads = dim // 64 if dim % 64 == 0 else 1
+    layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True)
+    stack = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    for m in stack.layers:
+        zero_module(m.self_attn.out_proj)
+        zero_module(m.linear2)
+    return stack
 
 
 class _Stage(nn.Module):
