@@ -58,16 +58,17 @@ def test_scenes_cover_the_vocabulary_and_pairs_never_touch():
         assert ma.any() and mb.any() and not (ma & mb).any()
 
 
-def test_captions_parse_back_to_the_scene_in_training_and_held_out_phrasings():
+def test_captions_parse_back_to_the_scene_in_training_paraphrase_and_held_out_phrasings():
     for held_out in (False, True):
         ds = ShapesDataset(seed=5, held_out=held_out)
         for i in range(300):
-            label, caption = ds.label(i)
-            parsed = parse_caption(caption)
-            assert parsed["relation"] == label["relation"], caption
-            assert len(parsed["objects"]) == len(label["objects"])
-            for said, truth in zip(parsed["objects"], label["objects"]):
-                assert {"color", "shape"} <= set(said) and all(truth[k] == v for k, v in said.items()), caption
+            label, _ = ds.label(i)
+            for caption in ds.captions(i, 3):      # the item's own caption, then two paraphrases (or held-out ones)
+                parsed = parse_caption(caption)
+                assert parsed["relation"] == label["relation"], caption
+                assert len(parsed["objects"]) == len(label["objects"])
+                for said, truth in zip(parsed["objects"], label["objects"]):   # the order of the sentence is kept
+                    assert {"color", "shape"} <= set(said) and all(truth[k] == v for k, v in said.items()), caption
             if label["relation"] is None:
                 assert "position" in parsed["objects"][0], caption
 

@@ -20,7 +20,8 @@ from .scene import COLORS, POSITIONS, SHAPES
 # (``ShapesDataset.captions(i, k)``). Training on all of them from the start closed the gap to the held-out
 # paraphrases but, in the same 30-minute budget, cost 43 points of relation and 7 of shape accuracy
 # (benchmarks/results/shapes_caption_ablation.jsonl); training on TRAIN alone first (``--first-caption-steps``)
-# kept the gap small too, but relation still fell to 42%, so the shipped recipe uses TRAIN only (SHAPES_CAPTIONS = 1).
+# kept the gap small too, but relation still fell to 42% (45% with a trainable text layer, --text-layers 1), so the
+# shipped recipe uses TRAIN only (SHAPES_CAPTIONS = 1).
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
