@@ -115,12 +115,14 @@ class Upsample(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        # Row (column) a of the output pair reads input rows (i - 1 + a, i + a) with these sums of kernel rows.
+        self.register_buffer("fold", torch.tensor([[[1.0, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]]),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         c = self.conv.out_channels
-        # Row (column) a of the output pair reads input rows (i - 1 + a, i + a) with these sums of kernel rows.
-        fold = x.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=self.conv.weight.dtype)
+        fold = self.fold.to(self.conv.weight.dtype)
         k = torch.einsum("apk,bql,oikl->aboipq", fold, fold, self.conv.weight).reshape(4 * c, -1, 2, 2)
         y = F.conv2d(F.pad(x, (1, 1, 1, 1)), k, self.conv.bias.repeat(4)).view(n, 2, 2, c, h + 1, w + 1)
         phases = [[y[:, a, b, :, a:a + h, b:b + w] for b in (0, 1)] for a in (0, 1)]
