@@ -103,6 +103,11 @@ def test_negative_first_caption_steps_is_one_line(capsys, tmp_path):
 def test_text_layers_without_a_text_encoder_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-layers", "1", *TINY)
     one_error_line(code, err, "--text-layers", "--text-encoder")
+
+
+def test_text_encoder_layer_without_a_text_encoder_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-encoder-layer", "3", *TINY)
+    one_error_line(code, err, "--text-encoder-layer", "--text-encoder")
     assert not (tmp_path / "r").exists()
 
 

@@ -131,3 +131,39 @@ def test_plain_hugging_face_backend_loads_a_local_folder(encoder):
     assert torch.allclose(c.tokens, ref.tokens, atol=1e-4) and torch.equal(c.mask, ref.mask)
     assert torch.allclose(torch.nn.functional.normalize(c.pooled, dim=-1), ref.pooled, atol=1e-5)
     assert not torch.allclose(c.pooled.norm(dim=-1), torch.ones(2))   # plain mean pooling, no normalisation
+
+
+def test_token_states_from_an_inner_layer_are_that_hidden_state_and_pooled_is_unchanged(encoder):
+    """``layer=k`` reads the hidden state after k transformer layers (what Stable Diffusion 2 does with CLIP's
+    penultimate layer); the pooled vector stays the sentence embedding; -1 and 6 are the default for MiniLM's 6 layers;
+    both backends agree with the Hugging Face model's own ``hidden_states``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from ddpmkit.text import default_model_path
+    prompts = ["a red circle left of a blue square", "hi"]
+    ref = encoder(prompts)
+    path = str(default_model_path())
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    batch = tok(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+    assert len(hidden) == 7
+    for layer in (0, 3, -4):
+        for backend in ("sentence-transformers", "transformers"):
+            enc = TextEncoder(layer=layer, backend=backend, cache_size=0)
+            c = enc(prompts)
+            assert enc.layer == layer % 7 and enc.num_layers == 6
+            assert torch.allclose(c.tokens, hidden[layer] * c.mask[..., None], atol=1e-5)
+            if backend == "sentence-transformers":
+                assert torch.equal(c.pooled, ref.pooled) and torch.equal(c.mask, ref.mask)
+        assert not torch.allclose(c.tokens, ref.tokens, atol=1e-2)
+    for last in (-1, 6):
+        enc = TextEncoder(layer=last, cache_size=0)
+        assert enc.layer is None and torch.equal(enc(prompts).tokens, ref.tokens)
+
+
+@pytest.mark.parametrize("layer", [7, -8])
+def test_a_layer_the_encoder_lacks_is_one_line(layer):
+    with pytest.raises(EncoderLoadError, match="out of range") as info:
+        TextEncoder(layer=layer)
+    assert "\n" not in str(info.value) and "0 (embeddings) to 6" in str(info.value)

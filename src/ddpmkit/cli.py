@@ -69,6 +69,9 @@ def cli() -> None:
                    "captions (paraphrases) [default: 0].")
 @click.option("--text-layers", type=int, default=None, callback=_non_negative,
               help="Trainable transformer layers over the frozen encoder's token states [default: 0].")
+@click.option("--text-encoder-layer", type=int, default=None,
+              help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
+                   "layers, negative from the end [default: the last]. The pooled vector stays the encoder's own.")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -286,7 +289,8 @@ def info(run) -> None:
     data = raw.get("data", {})
     click.echo(f"data       {data.get('name', t.dataset)} ({data.get('num_images', '?')} images)")
     if t.text_encoder:
-        click.echo(f"text       {t.text_encoder}, caption dropout {t.caption_dropout:g}")
+        layer = "" if t.text_encoder_layer is None else f" (token states from layer {t.text_encoder_layer})"
+        click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}")
 
 
 def main(argv: list[str] | None = None) -> int:

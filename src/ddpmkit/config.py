@@ -57,6 +57,7 @@ class TrainConfig:
     caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
+    text_encoder_layer: int | None = None  # the frozen encoder's hidden state read as token states; None: its last
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 800
     sample_n: int = 16
@@ -89,6 +90,9 @@ class TrainConfig:
             raise UserError(f"first-caption-steps must be ≥ 0, got {self.first_caption_steps}")
         if self.text_layers < 0:
             raise UserError(f"text-layers must be ≥ 0, got {self.text_layers}")
+        if self.text_encoder_layer is not None and not self.text_encoder:
+            raise UserError("--text-encoder-layer picks a layer of a text encoder: pass --text-encoder too "
+                            "(e.g. all-MiniLM-L6-v2)")
         if self.text_layers and not self.text_encoder:
             raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")

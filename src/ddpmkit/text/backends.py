@@ -1,7 +1,9 @@
 """Loading pretrained text encoders: sentence-transformers models and plain Hugging Face encoders.
 
 Two backends share one small shape: ``count_tokens(prompts)``, ``forward(prompts) -> (tokens, mask, pooled)``
-(already truncated to ``max_length``), ``max_length``. Loading errors become one ``EncoderLoadError`` line naming the fix.
+(already truncated to ``max_length``), ``max_length``, ``num_layers``. ``layer`` picks which hidden state gives the
+token states (Python indexing of the model's hidden states: 0 the embeddings, k after k transformer layers, -1 or None
+the last, the model's own output); ``pooled`` is always the model's own sentence vector. Loading errors become one ``EncoderLoadError`` line naming the fix.
 """
 from __future__ import annotations
 
@@ -97,7 +99,8 @@ def _is_sentence_transformers(name: str, local_files_only: bool) -> bool:
 class SentenceTransformersBackend:
     """A sentence-transformers model; ``pooled`` is the model's own sentence embedding (e.g. mean + normalise)."""
 
-    def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None):
+    def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None,
+                 layer: int | None = None):
         from sentence_transformers import SentenceTransformer
         kwargs = {"device": str(device)}
         if "local_files_only" in inspect.signature(SentenceTransformer.__init__).parameters:
@@ -108,6 +111,11 @@ class SentenceTransformersBackend:
         self.max_length = min(limit, max_length) if max_length else limit
         self.model.max_seq_length = self.max_length
         self._prep = getattr(self.model, "preprocess", None) or self.model.tokenize
+        hf = getattr(self.model[0], "auto_model", None) or getattr(self.model[0], "model", None)
+        self.num_layers = int(getattr(getattr(hf, "config", None), "num_hidden_layers", 0) or 0)
+        self.layer = check_layer(layer, self.num_layers, name)
+        if self.layer is not None:   # the Transformer module then also returns every hidden state
+            hf.config.output_hidden_states = True
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
         ids = self.tokenizer(prompts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
@@ -117,7 +125,8 @@ class SentenceTransformersBackend:
         device = next(self.model.parameters()).device
         features = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self._prep(prompts).items()}
         out = self.model(features)
-        return out["token_embeddings"], out["attention_mask"].bool(), out["sentence_embedding"]
+        tokens = out["token_embeddings"] if self.layer is None else out["all_layer_embeddings"][self.layer]
+        return tokens, out["attention_mask"].bool(), out["sentence_embedding"]
 
     def to(self, device: torch.device) -> None:
         self.model.to(device)
@@ -127,7 +136,8 @@ class TransformersBackend:
     """A plain Hugging Face encoder. CLIP: the text tower, pooled = its end-of-text state; T5: the encoder stack,
     pooled = mean of real tokens; anything else: ``AutoModel``, pooled = mean of real tokens."""
 
-    def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None):
+    def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None,
+                 layer: int | None = None):
         import transformers as tf
         config = tf.AutoConfig.from_pretrained(name, local_files_only=local_files_only)
         kind = getattr(config, "model_type", "")
@@ -144,6 +154,8 @@ class TransformersBackend:
         limits = [int(self.tokenizer.model_max_length), int(getattr(text_config, "max_position_embeddings", 0) or 0)]
         limit = min([x for x in limits if 0 < x < 100_000] or [512])
         self.max_length = min(limit, max_length) if max_length else limit
+        self.num_layers = int(getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "num_layers", 0) or 0)
+        self.layer = check_layer(layer, self.num_layers, name)
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
         ids = self.tokenizer(prompts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
@@ -153,17 +165,32 @@ class TransformersBackend:
         device = next(self.model.parameters()).device
         enc = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
-        out = self.model(input_ids=ids, attention_mask=mask.long())
-        tokens = out.last_hidden_state
-        pooled = out.pooler_output if self.pool == "pooler" else masked_mean(tokens, mask)
+        out = self.model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=self.layer is not None)
+        last = out.last_hidden_state
+        tokens = last if self.layer is None else out.hidden_states[self.layer]
+        pooled = out.pooler_output if self.pool == "pooler" else masked_mean(last, mask)
         return tokens, mask, pooled
 
     def to(self, device: torch.device) -> None:
         self.model.to(device)
 
 
+def check_layer(layer: int | None, num_layers: int, name: str) -> int | None:
+    """``layer`` as an index into the model's ``num_layers + 1`` hidden states; None (and the last) → None."""
+    if layer is None:
+        return None
+    if num_layers <= 0:
+        raise EncoderLoadError(f"text encoder {name!r} does not say how many layers it has: leave the encoder layer "
+                               f"at its default (the last)")
+    if not -(num_layers + 1) <= layer <= num_layers:
+        raise EncoderLoadError(f"text encoder layer {layer} is out of range: {name!r} has {num_layers} layers, so "
+                               f"use 0 (embeddings) to {num_layers} (the last), or -1 to -{num_layers + 1}")
+    layer %= num_layers + 1
+    return None if layer == num_layers else layer
+
+
 def load_backend(name: str | None, device: torch.device, backend: BackendKind = "auto",
-                 local_files_only: bool | None = None, max_length: int | None = None):
+                 local_files_only: bool | None = None, max_length: int | None = None, layer: int | None = None):
     """Load ``name`` (None or ``all-MiniLM-L6-v2``: the bundled offline copy; else a hub name or a local folder)."""
     if is_default(name):
         path, offline = str(default_model_path()), True
@@ -186,7 +213,7 @@ def load_backend(name: str | None, device: torch.device, backend: BackendKind = 
             if backend == "auto":
                 backend = "sentence-transformers" if _is_sentence_transformers(path, offline) else "transformers"
             cls = SentenceTransformersBackend if backend == "sentence-transformers" else TransformersBackend
-            return cls(path, device, offline, max_length)
+            return cls(path, device, offline, max_length, layer)
     except EncoderLoadError:
         raise
     except ImportError as exc:

@@ -41,19 +41,22 @@ class TextEncoder:
                  cache_size: int = 20_000,            # distinct prompts kept (~20 KB each for short captions); 0: none
                  batch_size: int = 64,                # prompts per forward pass when filling the cache
                  backend: BackendKind = "auto",
-                 local_files_only: bool | None = None):   # None: offline for the default and folders, else the hub's
+                 local_files_only: bool | None = None,    # None: offline for the default and folders, else the hub's
+                 layer: int | None = None):               # hidden state giving the token states; None: the last
         self.name = DEFAULT_ENCODER if is_default(name) else str(name)
         self.device = torch.device(device)
         self.cache_size, self.batch_size = int(cache_size), max(1, int(batch_size))
-        self._backend = load_backend(name, self.device, backend, local_files_only, max_length)
-        self.max_length = self._backend.max_length
+        self._backend = load_backend(name, self.device, backend, local_files_only, max_length, layer)
+        self.max_length, self.num_layers, self.layer = (self._backend.max_length, self._backend.num_layers,
+                                                        self._backend.layer)
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self.hits = self.misses = 0
         probe = self._embed([""])[0]
         self.dim, self.pooled_dim = probe.tokens.shape[-1], probe.pooled.shape[-1]
 
     def __repr__(self) -> str:
-        return (f"TextEncoder({self.name!r}, dim={self.dim}, pooled_dim={self.pooled_dim}, "
+        layer = "" if self.layer is None else f", layer={self.layer}"
+        return (f"TextEncoder({self.name!r}{layer}, dim={self.dim}, pooled_dim={self.pooled_dim}, "
                 f"max_length={self.max_length}, device={str(self.device)!r})")
 
     def to(self, device: str | torch.device) -> "TextEncoder":
