@@ -2,7 +2,7 @@
 by the shapes detector against guidance scale, per attribute, on held-out paraphrases, and a picture grid
 (prompts × seeds).
 
-    python benchmarks/shapes_text.py --train              # train runs/shapes-text first
+    python benchmarks/shapes_text.py --train --extra --steps 2500 --text-encoder-layer 3   # the README's recipe
     python benchmarks/shapes_text.py --run runs/shapes-text --n 300
     python benchmarks/shapes_text.py --train --n 4 --scales 1 --results /tmp/s.json --grid /tmp/s.png \\
         --extra --steps 2 --preset micro                  # smoke test of the script itself (--extra must come last)
@@ -66,8 +66,10 @@ def main() -> None:
     result["accuracy_vs_guidance"] = rows
     held = shapes_prompt_accuracy(pipe, n=args.n, guidance=DEFAULT_GUIDANCE, held_out=True, **gen)
     result["held_out_paraphrases"] = {"guidance": DEFAULT_GUIDANCE, "accuracy": held["accuracy"],
-                                      **held["attributes"], "counts": held["counts"]}
-    print(json.dumps({k: v for k, v in result["held_out_paraphrases"].items() if k != "counts"}), flush=True)
+                                      **held["attributes"], "pair": held["pair"],
+                                      "per_relation": held["per_relation"], "counts": held["counts"]}
+    print(json.dumps({k: v for k, v in result["held_out_paraphrases"].items() if not isinstance(v, dict)}),
+          flush=True)
     # picture grid: one row per prompt, 8 seeds
     tiles = []
     for p in GRID_PROMPTS:

@@ -21,7 +21,8 @@ from .scene import COLORS, POSITIONS, SHAPES
 # paraphrases but, in the same 30-minute budget, cost 43 points of relation and 7 of shape accuracy
 # (benchmarks/results/shapes_caption_ablation.jsonl); training on TRAIN alone first (``--first-caption-steps``)
 # kept the gap small too, but relation still fell to 42% (45% with a trainable text layer, --text-layers 1), so the
-# shipped recipe uses TRAIN only (SHAPES_CAPTIONS = 1).
+# shipped recipe uses TRAIN only (SHAPES_CAPTIONS = 1), read from MiniLM's layer 3 (--text-encoder-layer 3: relation
+# 100%, held-out paraphrases still 2-36 points lower; README).
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
