@@ -3,7 +3,8 @@
 Two backends share one small shape: ``count_tokens(prompts)``, ``forward(prompts) -> (tokens, mask, pooled)``
 (already truncated to ``max_length``), ``max_length``, ``num_layers``. ``layer`` picks which hidden state gives the
 token states (Python indexing of the model's hidden states: 0 the embeddings, k after k transformer layers, -1 or None
-the last, the model's own output); ``pooled`` is always the model's own sentence vector. Loading errors become one ``EncoderLoadError`` line naming the fix.
+the last, the model's own output); ``pooled`` is always the model's own sentence vector. Loading errors become one
+``EncoderLoadError`` line naming the fix.
 """
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ class TransformersBackend:
         limits = [int(self.tokenizer.model_max_length), int(getattr(text_config, "max_position_embeddings", 0) or 0)]
         limit = min([x for x in limits if 0 < x < 100_000] or [512])
         self.max_length = min(limit, max_length) if max_length else limit
-        self.num_layers = int(getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "num_layers", 0) or 0)
+        depth = getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "num_layers", 0)   # T5: num_layers
+        self.num_layers = int(depth or 0)
         self.layer = check_layer(layer, self.num_layers, name)
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
