@@ -190,3 +190,31 @@ def test_cli_evaluates_a_tiny_shapes_text_run(tmp_path, capsys, monkeypatch):
                  "--held-out-phrasings"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("shapes prompt accuracy") and "relation" in out[0], out
+
+
+def test_shapes_captions_and_pairs_shape_the_training_pool(monkeypatch):
+    """--shapes-captions N gives each training scene N phrasings (its template caption first, then paraphrases of the
+    same scene); --shapes-pairs sets the two-object share; both reach the pool through the trainer's dataset call."""
+    import ddpmkit.data
+
+    monkeypatch.setattr(ddpmkit.data, "SHAPES_POOL", 200)
+    base = ddpmkit.data.load_dataset("shapes")
+    assert all(len(c) == 1 for c in base.captions)
+    data = ddpmkit.data.load_dataset("shapes", shapes_captions=3, shapes_pairs=1.0)
+    assert all(len(c) == 3 and len(set(c)) > 1 for c in data.captions)
+    assert all(lab.get("relation") for lab in data.scene_labels)
+    for caps, lab in zip(data.captions[:20], data.scene_labels[:20]):
+        colours = [o["color"] for o in lab["objects"]]
+        assert all([o["color"] for o in parse_caption(c)["objects"]] == colours for c in caps)
+    singles = ddpmkit.data.load_dataset("shapes", shapes_pairs=0.0).scene_labels
+    assert not any(lab.get("relation") for lab in singles)
+
+
+@pytest.mark.parametrize("args, words", [(["--shapes-captions", "3"], ["--shapes-captions", "--dataset shapes"]),
+                                         (["--dataset", "shapes", "--shapes-pairs", "1.5"], ["shapes-pairs", "[0, 1]"])])
+def test_shapes_options_misused_are_one_line(tmp_path, capsys, args, words):
+    from ddpmkit.cli import main
+    code = main(["train", "--out", str(tmp_path / "r"), "--steps", "1", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error:") and "\n" not in err and all(w in err for w in words), err
+    assert not (tmp_path / "r").exists()

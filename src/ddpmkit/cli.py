@@ -72,6 +72,11 @@ def cli() -> None:
 @click.option("--text-encoder-layer", type=int, default=None,
               help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
                    "layers, negative from the end [default: the last]. The pooled vector stays the encoder's own.")
+@click.option("--shapes-captions", type=int, default=None, callback=_positive,
+              help="--dataset shapes: phrasings per training scene, its template caption plus paraphrases, one drawn "
+                   "per step [default: 1].")
+@click.option("--shapes-pairs", type=float, default=None,
+              help="--dataset shapes: share of two-object scenes in the training pool [default: 0.5].")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from .data import SHAPES_CAPTIONS, SHAPES_P_PAIR
 from .diffusion import PREDICTIONS, VARIANCES
 from .errors import UserError
 from .losses import LOSS_TYPES
@@ -58,6 +59,8 @@ class TrainConfig:
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
     text_encoder_layer: int | None = None  # the frozen encoder's hidden state read as token states; None: its last
+    shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
+    shapes_pairs: float = SHAPES_P_PAIR     # shapes only: share of two-object scenes in the training pool
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 800
     sample_n: int = 16
@@ -93,6 +96,12 @@ class TrainConfig:
         if self.text_encoder_layer is not None and not self.text_encoder:
             raise UserError("--text-encoder-layer picks a layer of a text encoder: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")
+        if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0:
+            raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs in [0, 1], got {self.shapes_captions} and "
+                            f"{self.shapes_pairs}")
+        if (self.shapes_captions, self.shapes_pairs) != (SHAPES_CAPTIONS, SHAPES_P_PAIR) and self.dataset != "shapes":
+            raise UserError(f"--shapes-captions and --shapes-pairs shape the procedural shapes data: use them with "
+                            f"--dataset shapes, not {self.dataset!r}")
         if self.text_layers and not self.text_encoder:
             raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")

@@ -118,7 +118,8 @@ class Trainer:
         config.train.validate()
         config.diffusion.validate()
         self.data = load_dataset(config.train.dataset, config.train.data_root, config.train.image_size,
-                                 config.train.channels)
+                                 config.train.channels, shapes_captions=config.train.shapes_captions,
+                                 shapes_pairs=config.train.shapes_pairs)
         self.captions = None
         text_dims = None
         if config.train.text_encoder:

@@ -14,13 +14,15 @@ SHAPES_P_PAIR = 0.5          # two-object share of the training pool (evaluation
 
 
 def load_dataset(name: str, data_root: str | None = None, image_size: int | None = None,
-                 channels: int | None = None, split: str = "train") -> ImageTensorDataset:
-    """``mnist`` (embedded), ``torchvision-mnist``/``cifar10`` (from ``data_root``), or a folder path."""
+                 channels: int | None = None, split: str = "train", shapes_captions: int = SHAPES_CAPTIONS,
+                 shapes_pairs: float = SHAPES_P_PAIR) -> ImageTensorDataset:
+    """``mnist`` (embedded), ``shapes`` (procedural; ``shapes_captions`` phrasings per training scene, a
+    ``shapes_pairs`` share of two-object scenes), ``torchvision-mnist``/``cifar10`` (from ``data_root``), or a folder."""
     if name == "mnist":
         return embedded_mnist(split)
     if name == "shapes":
         if split == "train":
-            return shapes_pool(SHAPES_POOL, seed=0, p_pair=SHAPES_P_PAIR)
+            return shapes_pool(SHAPES_POOL, seed=0, captions_per_scene=shapes_captions, p_pair=shapes_pairs)
         return shapes_pool(1000, seed=1, captions_per_scene=1)
     if name in ("torchvision-mnist", "cifar10"):
         from .torchvision_sets import torchvision_dataset
