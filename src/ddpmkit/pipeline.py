@@ -69,8 +69,7 @@ class Pipeline:
         """The frozen text encoder this model was trained with (loaded on first use)."""
         if self._encoder is None and self.is_text_model:
             from .text import TextEncoder
-            self._encoder = TextEncoder(self.config.train.text_encoder, device=self.device,
-                                        layer=self.config.train.text_encoder_layer)
+            self._encoder = TextEncoder.for_run(self.config.train, device=self.device)
         return self._encoder
 
     def encode(self, prompt: str | list[str] | None, n: int, negative: str | None = None, guidance: float = 1.0):

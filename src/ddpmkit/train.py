@@ -128,7 +128,7 @@ class Trainer:
                                 f"sidecars, or train without --text-encoder")
             from .conditioning import CaptionBank
             from .text import TextEncoder
-            self.encoder = TextEncoder(config.train.text_encoder, layer=config.train.text_encoder_layer)
+            self.encoder = TextEncoder.for_run(config.train)
             self.captions = CaptionBank(self.encoder, self.data.captions)
             text_dims = (self.encoder.dim, self.encoder.pooled_dim)
         if not self.resume:

@@ -54,6 +54,11 @@ class TextEncoder:
         probe = self._embed([""])[0]
         self.dim, self.pooled_dim = probe.tokens.shape[-1], probe.pooled.shape[-1]
 
+    @classmethod
+    def for_run(cls, train, device: str | torch.device = "cpu") -> "TextEncoder":
+        """The encoder a run's ``TrainConfig`` names (its model and token-state layer), for training and sampling."""
+        return cls(train.text_encoder, device=device, layer=train.text_encoder_layer)
+
     def __repr__(self) -> str:
         layer = "" if self.layer is None else f", layer={self.layer}"
         return (f"TextEncoder({self.name!r}{layer}, dim={self.dim}, pooled_dim={self.pooled_dim}, "
