@@ -200,3 +200,31 @@ def test_evaluate_nll(capsys, run_dir):
     import json
     r = json.loads(out)
     assert r["n"] == 2 and r["bits_per_dim"] > 0
+
+
+@pytest.mark.parametrize("device, fragment", [("tpu9", "not a torch device"), ("cuda:99", "cuda"),
+                                              ("meta", "not meta")])
+def test_bad_device_is_one_line_and_writes_nothing(capsys, tmp_path, run_dir, device, fragment):
+    import torch
+    if device == "cuda:99" and not torch.cuda.is_available():
+        fragment = "no CUDA GPU"
+    out = tmp_path / "grid.png"
+    code, _, err = run(capsys, "sample", str(run_dir), "--n", "2", "--steps", "2", "--out", str(out),
+                       "--device", device)
+    one_error_line(code, err, "--device", fragment)
+    assert not out.exists()
+    code, _, err = run(capsys, "evaluate", str(run_dir), "--metric", "nll", "--n", "1", "--device", device)
+    one_error_line(code, err, "--device", fragment)
+
+
+def test_device_auto_and_cpu_draw_the_same_images_here(capsys, tmp_path, run_dir):
+    """auto is the CPU on a machine without a GPU; with one (the GPU check), cpu and auto must still agree closely,
+    since the starting noise is drawn on the CPU either way."""
+    grids = {}
+    for device in ("cpu", "auto"):
+        out = tmp_path / f"{device}.png"
+        code, _, err = run(capsys, "sample", str(run_dir), "--n", "2", "--steps", "5", "--sampler", "ddim",
+                           "--out", str(out), "--device", device)
+        assert code == 0, err
+        grids[device] = np.asarray(Image.open(out), dtype=np.int16)
+    assert np.abs(grids["cpu"] - grids["auto"]).max() <= 2

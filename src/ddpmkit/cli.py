@@ -30,6 +30,11 @@ def cli() -> None:
     """Denoising diffusion probabilistic models (Ho et al. 2020): train, sample, evaluate."""
 
 
+DEVICE_OPTION = click.option(
+    "--device", default="auto", show_default=True,
+    help="Where to run the network: auto (the GPU if torch sees one, else the CPU), cpu, cuda, cuda:N, mps.")
+
+
 @cli.command()
 @click.option("--dataset", default="mnist", show_default=True,
               help="mnist (embedded, 9,000 digits), torchvision-mnist or cifar10 (with --data-root), or a folder of images.")
@@ -102,8 +107,11 @@ def train(dataset, data_root, out, preset, steps, resume, overwrite, progress, s
     if trainer.data.skipped:
         click.echo(f"note: skipped {len(trainer.data.skipped)} file(s) in {dataset} that are not readable images", err=True)
     res = trainer.train()
+    if not res.is_main:     # a distributed run: the main process reports
+        return
     state = "interrupted; saved" if res.interrupted else "done"
-    click.echo(f"{state} at step {res.step} in {res.wall_time_s:.0f} s ({res.steps_per_s:.2f} steps/s), "
+    where = f"{res.processes} processes on {res.device} (batch {tc.batch_size} each)" if res.processes > 1 else res.device
+    click.echo(f"{state} at step {res.step} in {res.wall_time_s:.0f} s ({res.steps_per_s:.2f} steps/s on {where}), "
                f"final loss {res.final_loss:.4f}")
     click.echo(f"run folder: {out}  (samples: {out / 'samples'}, loss curve: {out / 'logs' / 'loss.png'})")
     if res.interrupted:
@@ -145,8 +153,9 @@ def _writable_parent(path: Path) -> None:
                    "instead of clipping (helps at high guidance).")
 @click.option("--denoising-grid", type=click.Path(path_type=Path), default=None,
               help="Also write the denoising shown step by step: x_t and predicted x_0 at 10 points (Ho et al. Fig. 6).")
+@DEVICE_OPTION
 def sample(args, prompts, n, sampler, steps, eta, guidance, negative, seed, out, weights, no_clip,
-           dynamic_threshold, denoising_grid) -> None:
+           dynamic_threshold, denoising_grid, device) -> None:
     """Draw images: `ddpmkit sample [RUN] [PROMPT]`. Without RUN, the shipped text-to-image MNIST model."""
     from .pipeline import Pipeline
     from .viz import make_grid, save_png, to_pil
@@ -160,7 +169,7 @@ def sample(args, prompts, n, sampler, steps, eta, guidance, negative, seed, out,
                         f"with --no-clip (got {dynamic_threshold})")
     clip_x0 = dynamic_threshold if dynamic_threshold is not None else not no_clip
     _writable_parent(out)
-    pipe = Pipeline.load(run, weights=weights)
+    pipe = Pipeline.load(run, weights=weights, device=device)
     frames: list = []
     total = pipe.resolve_sampler(sampler, steps)[1]
     marks = {round(i * (total - 1) / 9) for i in range(10)}
@@ -232,8 +241,9 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
               help="Local pt_inception-2015-12-05 weights file for --feature inception (never downloaded).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
+@DEVICE_OPTION
 def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phrasings, samples, reference, feature,
-             inception_weights, seed, as_json) -> None:
+             inception_weights, seed, as_json, device) -> None:
     """Measure a run (default: the shipped model) as papers do: NLL in bits/dim (the full bound over all T terms
     plus the prior), FID/KID/precision-recall of samples, or prompt accuracy; or compare two folders of images."""
     from . import evaluate as ev
@@ -246,13 +256,13 @@ def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phra
             raise UserError("folder mode (--samples) measures fid, kid or pr: pass --metric fid")
         res = ev.folder_metrics(samples, reference, (metric,), feature, weights)
     elif metric == "nll":
-        res = ev.evaluate_nll(run, n=n or 100, batch_size=batch_size, seed=seed, progress=True)
+        res = ev.evaluate_nll(run, n=n or 100, batch_size=batch_size, seed=seed, progress=True, device=device)
     elif metric == "prompt-accuracy":
         # dispatches on the run's dataset: MNIST digits (classifier), or shapes scenes (detector)
-        res = ev.prompt_accuracy(Pipeline.load(run), n_per_digit=n or 100, n_scenes=n or 300,
+        res = ev.prompt_accuracy(Pipeline.load(run, device=device), n_per_digit=n or 100, n_scenes=n or 300,
                                  held_out=held_out_phrasings, seed=seed, **gen_kwargs)
     else:
-        res = ev.sample_metrics(Pipeline.load(run), (metric,), n=n or 1000, seed=seed, feature=feature,
+        res = ev.sample_metrics(Pipeline.load(run, device=device), (metric,), n=n or 1000, seed=seed, feature=feature,
                                 inception_weights=weights, **gen_kwargs)
     if as_json:
         click.echo(json.dumps(res))

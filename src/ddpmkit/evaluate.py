@@ -15,10 +15,10 @@ from .shapes.evaluate import shapes_prompt_accuracy, shapes_prompt_set  # noqa: 
 
 
 def evaluate_nll(run_dir: str | Path | None, n: int = 100, batch_size: int = 100, seed: int = 0,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, device: str = "cpu") -> dict:
     """Bits/dim of the full bound on the first ``n`` held-out images of the run's dataset (MNIST: the 1,000
     held-out digits; folders and other sets: their images, which may be the training images)."""
-    pipe = Pipeline.load(run_dir)
+    pipe = Pipeline.load(run_dir, device=device)
     if pipe.is_text_model:
         raise UserError("NLL is measured for unconditional models here: the bound of a text model depends on its "
                         "prompts; evaluate prompt-accuracy or fid instead")

@@ -10,6 +10,7 @@ from PIL import Image
 from .checkpoint import read_json
 from .config import RunConfig
 from .denoiser import Denoiser
+from .devices import resolve_device
 from .errors import UserError
 from .nn import UNet
 from .guidance import guided, null_like
@@ -38,12 +39,14 @@ class Pipeline:
     def load(cls, run_dir: str | Path | None = None, weights: str = "ema",
              device: str | torch.device = "cpu") -> "Pipeline":
         """A run folder, or (no argument) the shipped text-to-image MNIST model. ``weights="ema"`` (default, what
-        papers sample from) or ``"model"`` (the raw trained weights, where the run has them)."""
+        papers sample from) or ``"model"`` (the raw trained weights, where the run has them). ``device``: a torch
+        device, or ``"auto"`` (the GPU if torch sees one, else the CPU; what the command line uses)."""
         run_dir = default_model_dir() if run_dir is None else Path(run_dir)
         if not run_dir.is_dir():
             raise UserError(f"run folder {run_dir} does not exist: pass a folder written by 'ddpmkit train'")
         if weights not in ("ema", "model"):
             raise UserError(f"weights must be ema or model, got {weights!r}")
+        device = resolve_device(device)
         config = RunConfig.from_dict(read_json(run_dir / "config.json"))
         model = UNet(config.model)
         path = run_dir / f"{weights}.safetensors"
@@ -146,5 +149,6 @@ def default_model_dir() -> Path:
 
 
 def load(run_dir: str | Path | None = None, weights: str = "ema", device: str | torch.device = "cpu") -> Pipeline:
-    """``ddpmkit.load()`` gives the shipped text-to-image model; ``ddpmkit.load(RUN)`` a run folder."""
+    """``ddpmkit.load()`` gives the shipped text-to-image model; ``ddpmkit.load(RUN)`` a run folder; ``device="cuda"``
+    (or ``"auto"``) samples on a GPU. Seeds give the same starting noise on every device (drawn on the CPU)."""
     return Pipeline.load(run_dir, weights=weights, device=device)
