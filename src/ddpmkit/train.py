@@ -91,6 +91,9 @@ class TrainResult:
     wall_time_s: float
     steps_per_s: float
     final_loss: float
+    processes: int = 1          # Accelerate processes (GPUs) that trained together; each drew its own batch
+    device: str = "cpu"
+    is_main: bool = True
 
 
 class Trainer:
@@ -183,6 +186,9 @@ class Trainer:
         step = 0
         if self.resume:
             step = self._load_checkpoint(net, ema, opt, tsampler, gen)
+            if not main:    # the checkpoint holds the main process's RNG: every other process needs its own stream
+                torch.manual_seed(tc.seed + 1_000_003 * step + acc.process_index)
+                gen.manual_seed(tc.seed + 1_000_003 * step + acc.process_index)
         net, opt = acc.prepare(net, opt)
         ema.to(acc.device)
         denoiser = Denoiser(net, schedule, cfg.diffusion.prediction, cfg.diffusion.variance)
@@ -275,7 +281,8 @@ class Trainer:
                 self.write_samples(ema.module, schedule, step)
             plot_loss_curve(logs / "loss.csv", logs / "loss.png")
         done = step - start_step
-        return TrainResult(self.run_dir, step, stop["flag"], wall, done / wall if wall > 0 else 0.0, last_loss)
+        return TrainResult(self.run_dir, step, stop["flag"], wall, done / wall if wall > 0 else 0.0, last_loss,
+                           acc.num_processes, acc.device.type, main)
 
     # ------------------------------------------------------------------------------------------------------------
     def write_samples(self, ema_net: torch.nn.Module, schedule, step: int) -> Path:
