@@ -133,10 +133,10 @@ def ddp_diffusion(net: torch.nn.Module, setting: str, sampling_steps: int | None
                              sampling_timesteps=sampling_steps, **opts)
 
 
-def autocast(precision: str):
+def autocast(precision: str, device: str = "cpu"):
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
 def eps_loss_fn(toolkit: str, net: torch.nn.Module, setting: str) -> Callable:
@@ -159,28 +159,33 @@ def eps_loss_fn(toolkit: str, net: torch.nn.Module, setting: str) -> Callable:
 
 
 def train_step_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str = "fp32",
-                  lr: float = 1e-4) -> Callable:
-    """step(x0, t, noise) -> loss: forward, backward and an Adam update; the same work in every toolkit."""
+                  lr: float = 1e-4, device: str = "cpu") -> Callable:
+    """step(x0, t, noise) -> loss: forward, backward and an Adam update; the same work in every toolkit. The batch
+    must already be on ``device`` (where ``net`` is moved); the loss is returned as a tensor, so timing a GPU step
+    needs a synchronize, not a host copy per step."""
+    net.to(device)
     loss_fn = eps_loss_fn(toolkit, net, setting)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
 
     def step(x0, t, noise):
-        with autocast(precision):
+        with autocast(precision, device):
             loss = loss_fn(x0, t, noise)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach()
     return step
 
 
-def sample_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str = "fp32") -> Callable:
+def sample_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str = "fp32",
+              device: str = "cpu") -> Callable:
     """run(n, steps, seed) -> images [n, C, H, W]: each toolkit's sampling loop with ``steps`` network evaluations
-    (ancestral DDPM for ddpmkit and diffusers; DDIM, its respaced path, for denoising-diffusion-pytorch)."""
+    (ancestral DDPM for ddpmkit and diffusers; DDIM, its respaced path, for denoising-diffusion-pytorch), on
+    ``device``; the starting noise is drawn on the CPU."""
     s = SETTINGS[setting]
     shape = (s["channels"], s["size"], s["size"])
-    net.eval()
+    net.to(device).eval()
     if toolkit == "ddpmkit":
         from ddpmkit import Denoiser
         from ddpmkit.samplers import sample
@@ -189,8 +194,9 @@ def sample_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str =
 
         def run(n, steps, seed=0):
             g = torch.Generator().manual_seed(seed)
-            with torch.inference_mode(), autocast(precision):
-                return sample(den, torch.randn((n, *shape), generator=g), sampler="ddpm", steps=steps, generator=g)
+            with torch.inference_mode(), autocast(precision, device):
+                return sample(den, torch.randn((n, *shape), generator=g).to(device), sampler="ddpm", steps=steps,
+                              generator=g)
         return run
     if toolkit == "diffusers":
         DDPMScheduler = require("diffusers").DDPMScheduler
@@ -199,8 +205,8 @@ def sample_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str =
             sched = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear")
             sched.set_timesteps(steps)
             g = torch.Generator().manual_seed(seed)
-            x = torch.randn((n, *shape), generator=g)
-            with torch.inference_mode(), autocast(precision):
+            x = torch.randn((n, *shape), generator=g).to(device)
+            with torch.inference_mode(), autocast(precision, device):
                 for t in sched.timesteps:
                     x = sched.step(net(x, t).sample.float(), t, x, generator=g).prev_sample
             return x
@@ -208,8 +214,8 @@ def sample_fn(toolkit: str, net: torch.nn.Module, setting: str, precision: str =
 
     def run(n, steps, seed=0):
         torch.manual_seed(seed)   # GaussianDiffusion draws from the global RNG
-        diffusion = ddp_diffusion(net, setting, sampling_steps=steps if steps < T else None)
-        with autocast(precision):
+        diffusion = ddp_diffusion(net, setting, sampling_steps=steps if steps < T else None).to(device)
+        with autocast(precision, device):
             return diffusion.sample(batch_size=n).float() * 2 - 1
     return run
 
@@ -221,8 +227,11 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(), "python": sys.version.split()[0]}
+    out = {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "platform": platform.platform(), "python": sys.version.split()[0]}
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
 
 
 def versions() -> dict:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = {"training_throughput": "(a) Training throughput", "sampling_throughput": "(b) Sampling throughput",
-         "quality_per_minute": "(c) Quality per CPU-minute", "peak_rss": "(d) Peak memory of a training step"}
+         "quality_per_minute": "(c) Quality per CPU-minute", "peak_rss": "(d) Peak memory of a training step",
+         "training_throughput_cuda": "(a, GPU) Training throughput on one GPU",
+         "sampling_throughput_cuda": "(b, GPU) Sampling throughput on one GPU",
+         "peak_rss_cuda": "(d, GPU) Peak GPU memory of a training step"}
 BEGIN, END = "<!-- peers:begin (written by benchmarks/report.py) -->", "<!-- peers:end -->"
 
 
@@ -44,6 +47,9 @@ def timed_train(cmd: list[str]) -> dict:
 
 
 def commit() -> str:
+    """The short commit of the checkout, or $DDPMKIT_COMMIT where there is no git (a copy on another machine)."""
+    if os.environ.get("DDPMKIT_COMMIT"):
+        return os.environ["DDPMKIT_COMMIT"]
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True)
     return r.stdout.strip() + ("+dirty-src" if dirty.stdout.strip() else "")
@@ -100,8 +106,9 @@ def render(doc: dict) -> str:
         out.append("|" + "|".join("---" for _ in s["columns"]) + "|")
         out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in s["rows"]]
         m, v = s["machine"], s["versions"]
-        out += ["", f"- Machine: {m['cpu']}, {m['logical_cores']} logical cores, torch threads {m['torch_threads']}, "
-                    f"{m['platform']}, Python {m['python']}",
+        gpu = f"GPU {m['gpu']}, " if m.get("gpu") else ""
+        out += ["", f"- Machine: {gpu}{m['cpu']}, {m['logical_cores']} logical cores, torch threads "
+                    f"{m['torch_threads']}, {m['platform']}, Python {m['python']}",
                 "- Versions: " + ", ".join(f"{k} {val or 'not installed'}" for k, val in v.items()),
                 f"- Command (every figure in this table): `{s['command']}`",
                 f"- Date {s['date']}, commit {s['commit']}"]

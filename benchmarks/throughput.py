@@ -6,6 +6,10 @@ both with repetitions interleaved across toolkits in one process (the order rota
 
     python benchmarks/throughput.py            # full run (writes benchmarks/results/peers.json, benchmarks/RESULTS.md)
     python benchmarks/throughput.py --quick    # smoke run, seconds (writes runs/benchmarks-quick/)
+    python benchmarks/throughput.py --device cuda --tiny-batch 256 --cifar-batch 128   # one GPU: sections "…, GPU"
+
+On a GPU, (d) is the peak of torch's CUDA allocator over a training step (all toolkits in one process; the allocator
+keeps per-process statistics, reset between toolkits) instead of RSS.
 """
 from __future__ import annotations
 
@@ -32,8 +36,9 @@ QUICK = dict(tiny_batch=4, cifar_batch=1, reps=2, steps=2, warmup=1, sample_step
 TARGET = {"diffusers": 1.3, "ddp": 2.0}   # issue 4: ddpmkit ≥ 1.3× diffusers and ≥ 2× denoising-diffusion-pytorch
 
 
-def batches(setting: str, batch: int, n: int, seed: int = 0) -> list:
-    """n (x0, t, noise) triples shared by every toolkit: MNIST digits for mnist-*, random images otherwise."""
+def batches(setting: str, batch: int, n: int, seed: int = 0, device: str = "cpu") -> list:
+    """n (x0, t, noise) triples shared by every toolkit: MNIST digits for mnist-*, random images otherwise; drawn on
+    the CPU and moved to ``device`` once (data loading is not what is timed)."""
     g = torch.Generator().manual_seed(seed)
     s = peers.SETTINGS[setting]
     shape = (batch, s["channels"], s["size"], s["size"])
@@ -47,14 +52,22 @@ def batches(setting: str, batch: int, n: int, seed: int = 0) -> list:
             x0 = data.batch(torch.randint(len(data), (batch,), generator=g))
         else:
             x0 = torch.rand(shape, generator=g) * 2 - 1
-        out.append((x0, torch.randint(0, peers.T, (batch,), generator=g), torch.randn(shape, generator=g)))
+        out.append(tuple(v.to(device) for v in
+                         (x0, torch.randint(0, peers.T, (batch,), generator=g), torch.randn(shape, generator=g))))
     return out
 
 
-def time_training(setting, batch, toolkits, precisions, reps, steps, warmup) -> dict:
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so a timer read after it counts all of it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_training(setting, batch, toolkits, precisions, reps, steps, warmup, device="cpu") -> dict:
     nets = {tk: peers.build(tk, setting) for tk in toolkits}
-    fns = {(tk, p): peers.train_step_fn(tk, nets[tk], setting, p) for tk in toolkits for p in precisions}
-    data = batches(setting, batch, steps + warmup)
+    fns = {(tk, p): peers.train_step_fn(tk, nets[tk], setting, p, device=device) for tk in toolkits
+           for p in precisions}
+    data = batches(setting, batch, steps + warmup, device=device)
     res = {(tk, p): [] for tk in toolkits for p in precisions}
     for r in range(reps):
         order = toolkits[r % len(toolkits):] + toolkits[:r % len(toolkits)]
@@ -62,23 +75,28 @@ def time_training(setting, batch, toolkits, precisions, reps, steps, warmup) -> 
             for tk in order:
                 for b in data[:warmup]:
                     fns[tk, p](*b)
+                sync(device)
                 t0 = time.perf_counter()
                 for b in data[warmup:]:
                     fns[tk, p](*b)
+                sync(device)
                 res[tk, p].append(batch * steps / (time.perf_counter() - t0))
     return res
 
 
-def time_sampling(setting, batch, toolkits, precisions, reps, steps) -> dict:
-    runs = {(tk, p): peers.sample_fn(tk, peers.build(tk, setting), setting, p) for tk in toolkits for p in precisions}
+def time_sampling(setting, batch, toolkits, precisions, reps, steps, device="cpu") -> dict:
+    runs = {(tk, p): peers.sample_fn(tk, peers.build(tk, setting), setting, p, device=device) for tk in toolkits
+            for p in precisions}
     res = {k: [] for k in runs}
     for r in range(reps):
         order = toolkits[r % len(toolkits):] + toolkits[:r % len(toolkits)]
         for p in precisions:
             for tk in order:
                 runs[tk, p](batch, 2)                   # warm-up
+                sync(device)
                 t0 = time.perf_counter()
                 runs[tk, p](batch, steps)
+                sync(device)
                 res[tk, p].append(batch * steps / (time.perf_counter() - t0))
     return res
 
@@ -126,6 +144,25 @@ def measure_rss(setting, batch, toolkits, precisions, threads) -> dict:
     return out
 
 
+def measure_gpu_memory(setting, batch, toolkits, precisions, device) -> dict:
+    """Peak CUDA allocator memory of 3 training steps (network, Adam state, activations), per toolkit, in MiB."""
+    data = batches(setting, batch, 3, device=device)
+    out = {}
+    for p in precisions:
+        for tk in toolkits:
+            torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            step = peers.train_step_fn(tk, peers.build(tk, setting), setting, p, device=device)
+            for b in data:
+                step(*b)
+            sync(device)
+            out[tk, p] = {"before_mib": before / 2 ** 20, "peak_mib": torch.cuda.max_memory_allocated() / 2 ** 20,
+                          "source": "torch.cuda.max_memory_allocated"}
+            del step
+    return out
+
+
 def ratio_rows(label, res, toolkits, precisions) -> list:
     """One row per precision: medians, ddpmkit ÷ peer, and whether the issue's targets hold."""
     rows = []
@@ -155,6 +192,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, help="untimed steps before each timed block [2; quick 1]")
     ap.add_argument("--sample-steps", type=int, help="network evaluations per timed sampling run [10; quick 2]")
     ap.add_argument("--threads", type=int, help="torch threads [0: torch's default; quick 1]")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: GPU results go to their own sections")
     # internal: one RSS measurement in a fresh process
     ap.add_argument("--rss-worker", choices=peers.TOOLKITS, help=argparse.SUPPRESS)
     ap.add_argument("--setting", default="mnist-tiny", help=argparse.SUPPRESS)
@@ -168,6 +206,11 @@ def main() -> None:
             setattr(args, k, v)
     if args.threads:
         torch.set_num_threads(args.threads)
+    gpu = torch.device(args.device).type == "cuda"
+    if gpu and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA GPU here; run on the CPU (the default)")
+    where = ", GPU" if gpu else ""
+    key = (lambda k: k + "_cuda") if gpu else (lambda k: k)
     toolkits = peers.available(args.toolkits)
     if "ddpmkit" not in toolkits:
         sys.exit("ddpmkit must be among --toolkits: every figure is a ratio to it")
@@ -182,21 +225,21 @@ def main() -> None:
     if "train" in args.only:
         rows, data = [], {}
         for s, b in settings:
-            res = time_training(s, b, toolkits, args.precisions, args.reps, args.steps, args.warmup)
-            rows += ratio_rows(f"train images/s, {s}, batch {b}", res, toolkits, args.precisions)
+            res = time_training(s, b, toolkits, args.precisions, args.reps, args.steps, args.warmup, args.device)
+            rows += ratio_rows(f"train images/s{where}, {s}, batch {b}", res, toolkits, args.precisions)
             data[s] = {"batch": b, "images_per_s": {f"{tk}/{p}": v for (tk, p), v in res.items()}}
             print(f"training {s}: " + json.dumps(data[s]["images_per_s"]), flush=True)
         notes = [param_note, f"{args.reps} repetitions × {args.steps} timed steps (after {args.warmup} warm-up) per "
                  "toolkit and precision, interleaved, order rotating; median images/s. One step: forward noising, "
                  "ε-MSE, backward, Adam (no clipping, no EMA) through each toolkit's own loss code.",
                  "Target: ddpmkit ≥ 1.3× diffusers and ≥ 2× denoising-diffusion-pytorch."]
-        report.update("training_throughput", section(head + ["Target met"], rows, notes, data), args.quick)
+        report.update(key("training_throughput"), section(head + ["Target met"], rows, notes, data), args.quick)
 
     if "sample" in args.only:
         rows, data = [], {}
         for s, b in settings:
-            res = time_sampling(s, b, toolkits, args.precisions, args.reps, args.sample_steps)
-            rows += ratio_rows(f"sampling images/s per network evaluation, {s}, batch {b}", res, toolkits,
+            res = time_sampling(s, b, toolkits, args.precisions, args.reps, args.sample_steps, args.device)
+            rows += ratio_rows(f"sampling images/s per network evaluation{where}, {s}, batch {b}", res, toolkits,
                                args.precisions)
             data[s] = {"batch": b, "images_per_s_per_nfe": {f"{tk}/{p}": v for (tk, p), v in res.items()}}
             print(f"sampling {s}: " + json.dumps(data[s]["images_per_s_per_nfe"]), flush=True)
@@ -205,27 +248,32 @@ def main() -> None:
                  "`GaussianDiffusion.sample` (DDIM, its respaced path); inference mode, median of "
                  f"{args.reps} interleaved repetitions.",
                  "Target met: the training targets (1.3×, 2×) applied here too."]
-        report.update("sampling_throughput", section(head + ["Target met"], rows, notes, data), args.quick)
+        report.update(key("sampling_throughput"), section(head + ["Target met"], rows, notes, data), args.quick)
 
     if "rss" in args.only:
         rows, data = [], {}
         for s, b in settings:
-            res = measure_rss(s, b, toolkits, args.precisions, args.threads)
+            res = (measure_gpu_memory(s, b, toolkits, args.precisions, args.device) if gpu
+                   else measure_rss(s, b, toolkits, args.precisions, args.threads))
+            memory = "peak GPU memory" if gpu else "peak RSS"
             for p in args.precisions:
                 peak = {tk: res[tk, p]["peak_mib"] for tk in toolkits}
                 growth = {tk: res[tk, p]["peak_mib"] - res[tk, p]["before_mib"] for tk in toolkits}
-                for label, vals in (("peak RSS MiB", peak), ("peak RSS − RSS before the network, MiB", growth)):
+                for label, vals in ((f"{memory} MiB", peak), (f"{memory} − before the network, MiB", growth)):
                     rows.append([f"{label}, {s}, batch {b}, {p}", *(vals.get(tk) for tk in peers.TOOLKITS),
                                  *(vals[k] / vals["ddpmkit"] if k in vals and vals["ddpmkit"] > 0 else None
                                    for k in ("diffusers", "ddp"))])
             data[s] = {"batch": b, **{f"{tk}/{p}": v for (tk, p), v in res.items()}}
-        notes = [param_note, "Each toolkit in a fresh subprocess: imports and data, then the RSS high-water mark is "
-                 "reset (Linux /proc/self/clear_refs), then network, Adam and 3 training steps; peak = VmHWM. "
-                 "'Before the network' is VmRSS after imports and data. Ratio columns here are peer ÷ ddpmkit "
-                 "(above 1: ddpmkit uses less)."]
+        notes = [param_note, ("One process; per toolkit the CUDA allocator's peak is reset after the data is on the "
+                              "GPU, then network, Adam and 3 training steps; peak = torch.cuda.max_memory_allocated. "
+                              if gpu else
+                              "Each toolkit in a fresh subprocess: imports and data, then the RSS high-water mark is "
+                              "reset (Linux /proc/self/clear_refs), then network, Adam and 3 training steps; peak = "
+                              "VmHWM. 'Before the network' is VmRSS after imports and data. ") +
+                 "Ratio columns here are peer ÷ ddpmkit (above 1: ddpmkit uses less)."]
         cols = ["Figure", *(peers.NAMES[tk] for tk in peers.TOOLKITS), "diffusers ÷ ddpmkit",
                 "denoising-diffusion-pytorch ÷ ddpmkit"]
-        report.update("peak_rss", section(cols, rows, notes, data), args.quick)
+        report.update(key("peak_rss"), section(cols, rows, notes, data), args.quick)
     print(f"done in {time.time() - t_start:.0f} s; results: {report.paths(args.quick)[1]}")
 
 
