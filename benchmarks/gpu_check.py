@@ -108,7 +108,16 @@ def check_samplers(run: Path) -> None:
                max_abs_diff_levels=int(d.max()), seconds=secs)
 
 
-def check_metrics(run: Path) -> None:
+def check_learned(runs: Path, steps: int) -> Path:
+    """Learned variance with the hybrid loss (Nichol & Dhariwal): its bound terms index the schedule at t - 1."""
+    run = runs / "mnist-learned"
+    code, text, s = ddpmkit("train", "--dataset", "mnist", "--variance", "learned", "--loss", "hybrid", "--steps",
+                            str(steps), "--out", str(run), "--overwrite", "--no-progress", "--sample-every", str(steps))
+    record("train learned variance + hybrid loss on cuda", code == 0, seconds=s, tail=text[-300:] if code else "")
+    return run
+
+
+def check_metrics(run: Path, fid: bool = True) -> None:
     bpd = {}
     for device in (DEVICE, "cpu"):
         code, text, s = ddpmkit("evaluate", str(run), "--metric", "nll", "--n", "16", "--batch-size", "16", "--json",
@@ -116,7 +125,9 @@ def check_metrics(run: Path) -> None:
         bpd[device] = json_line(text).get("bits_per_dim") if code == 0 else None
         bpd[device + "_s"] = s
     ok = None not in (bpd[DEVICE], bpd["cpu"]) and abs(bpd[DEVICE] - bpd["cpu"]) < 0.01
-    record("nll cuda vs cpu", ok, **bpd)
+    record(f"nll cuda vs cpu ({run.name})", ok, **bpd)
+    if not fid:
+        return
     code, text, s = ddpmkit("evaluate", str(run), "--metric", "fid", "--n", "500", "--sampler", "ddim", "--steps",
                             "50", "--json", "--device", DEVICE)
     res = json_line(text) if code == 0 else {}
@@ -155,6 +166,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="MNIST training steps")
     ap.add_argument("--text-steps", type=int, default=300, help="shapes training steps")
     ap.add_argument("--runs", type=Path, default=Path("/tmp/ddpmkit-gpu-runs"))
+    ap.add_argument("--parts", nargs="+", default=["samplers", "learned", "text"],
+                    choices=["samplers", "learned", "text"], help="checks besides MNIST training, NLL and FID")
     ap.add_argument("--device", default="cuda", help="cpu: try this script itself where there is no GPU")
     args = ap.parse_args()
     global DEVICE
@@ -167,9 +180,15 @@ def main() -> None:
     t0 = time.time()
     run = check_mnist(args.runs, args.steps)
     if RESULTS["train mnist on cuda"]["ok"] or (run / "ema.safetensors").exists():
-        check_samplers(run)
+        if "samplers" in args.parts:
+            check_samplers(run)
         check_metrics(run)
-    check_text(args.runs, args.text_encoder, args.text_steps)
+    if "learned" in args.parts:
+        learned = check_learned(args.runs, max(50, args.steps // 4))
+        if RESULTS["train learned variance + hybrid loss on cuda"]["ok"]:
+            check_metrics(learned, fid=False)
+    if "text" in args.parts:
+        check_text(args.runs, args.text_encoder, args.text_steps)
     RESULTS["seconds"] = round(time.time() - t0, 1)
     failed = [k for k, v in RESULTS.items() if isinstance(v, dict) and v.get("ok") is False]
     RESULTS["failed"] = failed

@@ -21,7 +21,7 @@ save_file({k: v.float() if v.is_floating_point() else v for k, v in sd.items()},
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/log.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/log.txt"
-timeout ${CHECK_TIMEOUT:-330} python3 benchmarks/gpu_check.py --text-encoder /tmp/minilm 2>&1 | tee -a "$OUT/log.txt"
+timeout ${CHECK_TIMEOUT:-330} python3 benchmarks/gpu_check.py --text-encoder /tmp/minilm ${CHECK_ARGS:-} 2>&1 | tee -a "$OUT/log.txt"
 check=$?
 timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/throughput.py --device cuda --tiny-batch 256 --cifar-batch 128 \
   --reps 3 --steps 10 --warmup 3 --sample-steps 10 2>&1 | tee -a "$OUT/log.txt"

@@ -154,7 +154,7 @@ def eps_loss_fn(toolkit: str, net: torch.nn.Module, setting: str) -> Callable:
             pred = net(sched.add_noise(x0, noise, t), t).sample
             return F.mse_loss(pred.float(), noise)
         return loss
-    diffusion = ddp_diffusion(net, setting)
+    diffusion = ddp_diffusion(net, setting).to(next(net.parameters()).device)   # its schedule buffers too
     return lambda x0, t, noise: diffusion.p_losses(x0, t, noise)
 
 

@@ -145,8 +145,10 @@ def p_mean_variance(s: Schedule, model_output: torch.Tensor, x_t: torch.Tensor, 
     pred, var_param = split_output(model_output, x_t.shape[1], variance)
     x0_pred, eps_pred = predict_x0_eps(s, prediction, pred, x_t, t, clip_x0)
 
-    # Posterior coefficients from the pair (ᾱ_t, ᾱ_prev), in float64, then cast.
+    # Posterior coefficients from the pair (ᾱ_t, ᾱ_prev), in float64 on the schedule's device (the CPU), then cast
+    # and moved to x_t's device by bc(); t_prev may live on the GPU (t - 1 of a GPU t), so its mask moves too.
     ab_t, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
+    t_prev = t_prev.cpu()
     beta = 1.0 - ab_t / ab_prev
     coef1 = beta * ab_prev.sqrt() / (1.0 - ab_t)
     coef2 = (1.0 - ab_prev) * (ab_t / ab_prev).sqrt() / (1.0 - ab_t)
