@@ -242,6 +242,9 @@ def versions() -> dict:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = None
+    if out["ddpmkit"] is None:      # imported from a source tree (PYTHONPATH=src), as on a lent GPU machine
+        import ddpmkit
+        out["ddpmkit"] = f"{ddpmkit.__version__} (source tree)"
     return out
 
 

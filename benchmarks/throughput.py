@@ -174,7 +174,15 @@ def ratio_rows(label, res, toolkits, precisions) -> list:
     return rows
 
 
+GPU_NOTE = ("On one GPU, run by benchmarks/gpu_check.sh where a GPU is lent (device time is scarce, hence few "
+            "repetitions). At these sizes every toolkit is bound by kernel launches and small kernels (GroupNorm, "
+            "element-wise ops) rather than arithmetic: bf16 autocast is no faster than fp32 and all three land within "
+            "a few percent of each other, inside the run-to-run spread.")
+
+
 def section(columns, rows, notes, data) -> dict:
+    if "gpu" in peers.machine():
+        notes = notes + [GPU_NOTE]
     return {"columns": columns, "rows": rows, "notes": notes, "data": data, "machine": peers.machine(),
             "versions": peers.versions(), "command": report.command_line()}
 
