@@ -17,12 +17,11 @@ from .scene import COLORS, POSITIONS, SHAPES
 # --- phrasings: each maps a label value to the words used for it --------------------------------------------------
 # TRAIN: the few templates each scene's own caption uses. PARAPHRASE: more training wordings of the same scene (other
 # templates and synonyms for every place, relation and size) used for a scene's extra captions
-# (``ShapesDataset.captions(i, k)``). Training on all of them from the start closed the gap to the held-out
-# paraphrases but, in the same 30-minute budget, cost 43 points of relation and 7 of shape accuracy
-# (benchmarks/results/shapes_caption_ablation.jsonl); training on TRAIN alone first (``--first-caption-steps``)
-# kept the gap small too, but relation still fell to 42% (45% with a trainable text layer, --text-layers 1), so the
-# shipped recipe uses TRAIN only (SHAPES_CAPTIONS = 1), read from MiniLM's layer 3 (--text-encoder-layer 3: relation
-# 100%, held-out paraphrases still 2-36 points lower; README).
+# (``ShapesDataset.captions(i, k)``, ``--shapes-captions N``). On MiniLM's output layer, training on them cost
+# 40-45 points of relation in every schedule tried; read from its layer 3 (``--text-encoder-layer 3``) they keep
+# relation at 100%, and the README's shapes recipe (3 captions per scene, 60% pairs, layer 3) comes within 2 points
+# of the training phrasings on held-out colour, shape and position, 10 on relation
+# (benchmarks/results/shapes_caption_ablation.jsonl).
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
