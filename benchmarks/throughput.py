@@ -180,10 +180,10 @@ GPU_NOTE = ("On one GPU, run by benchmarks/gpu_check.sh where a GPU is lent (dev
             "a few percent of each other, inside the run-to-run spread.")
 
 
-def section(columns, rows, notes, data) -> dict:
-    if "gpu" in peers.machine():
-        notes = notes + [GPU_NOTE]
-    return {"columns": columns, "rows": rows, "notes": notes, "data": data, "machine": peers.machine(),
+def section(columns, rows, notes, data, gpu: bool = False) -> dict:
+    """One results section; a GPU run (--device cuda, not merely a machine that has a GPU) gets the GPU note."""
+    return {"columns": columns, "rows": rows, "notes": notes + [GPU_NOTE] if gpu else notes, "data": data,
+            "machine": peers.machine(),
             "versions": peers.versions(), "command": report.command_line()}
 
 
@@ -241,7 +241,7 @@ def main() -> None:
                  "toolkit and precision, interleaved, order rotating; median images/s. One step: forward noising, "
                  "ε-MSE, backward, Adam (no clipping, no EMA) through each toolkit's own loss code.",
                  "Target: ddpmkit ≥ 1.3× diffusers and ≥ 2× denoising-diffusion-pytorch."]
-        report.update(key("training_throughput"), section(head + ["Target met"], rows, notes, data), args.quick)
+        report.update(key("training_throughput"), section(head + ["Target met"], rows, notes, data, gpu), args.quick)
 
     if "sample" in args.only:
         rows, data = [], {}
@@ -256,7 +256,7 @@ def main() -> None:
                  "`GaussianDiffusion.sample` (DDIM, its respaced path); inference mode, median of "
                  f"{args.reps} interleaved repetitions.",
                  "Target met: the training targets (1.3×, 2×) applied here too."]
-        report.update(key("sampling_throughput"), section(head + ["Target met"], rows, notes, data), args.quick)
+        report.update(key("sampling_throughput"), section(head + ["Target met"], rows, notes, data, gpu), args.quick)
 
     if "rss" in args.only:
         rows, data = [], {}
@@ -281,7 +281,7 @@ def main() -> None:
                  "Ratio columns here are peer ÷ ddpmkit (above 1: ddpmkit uses less)."]
         cols = ["Figure", *(peers.NAMES[tk] for tk in peers.TOOLKITS), "diffusers ÷ ddpmkit",
                 "denoising-diffusion-pytorch ÷ ddpmkit"]
-        report.update(key("peak_rss"), section(cols, rows, notes, data), args.quick)
+        report.update(key("peak_rss"), section(cols, rows, notes, data, gpu), args.quick)
     print(f"done in {time.time() - t_start:.0f} s; results: {report.paths(args.quick)[1]}")
 
 

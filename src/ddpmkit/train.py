@@ -174,8 +174,14 @@ class Trainer:
         acc = Accelerator()
         autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         main = acc.is_main_process
-        torch.manual_seed(tc.seed + acc.process_index)         # dropout draws from the global RNG
-        gen = torch.Generator().manual_seed(tc.seed + acc.process_index)   # data, timesteps, noise, flips
+        gen = torch.Generator()     # data, timesteps, noise, flips; dropout draws from the global RNG
+
+        def seed_streams(base: int) -> None:
+            """Each process its own stream of both: base + its rank."""
+            torch.manual_seed(base + acc.process_index)
+            gen.manual_seed(base + acc.process_index)
+
+        seed_streams(tc.seed)
 
         schedule = cfg.diffusion.build_schedule()
         net = UNet(cfg.model)
@@ -187,8 +193,7 @@ class Trainer:
         if self.resume:
             step = self._load_checkpoint(net, ema, opt, tsampler, gen)
             if not main:    # the checkpoint holds the main process's RNG: every other process needs its own stream
-                torch.manual_seed(tc.seed + 1_000_003 * step + acc.process_index)
-                gen.manual_seed(tc.seed + 1_000_003 * step + acc.process_index)
+                seed_streams(tc.seed + 1_000_003 * step)
         net, opt = acc.prepare(net, opt)
         ema.to(acc.device)
         denoiser = Denoiser(net, schedule, cfg.diffusion.prediction, cfg.diffusion.variance)
