@@ -113,6 +113,31 @@ def test_first_caption_curriculum_draws_the_same_randomness(enc):
     assert torch.equal(torch.rand(4, generator=ga), torch.rand(4, generator=gb))
 
 
+def test_text_noise_perturbs_real_tokens_by_the_feature_std_and_never_padding(enc):
+    captions = [["a handwritten 1"], ["the digit seven, written large"], ["a handwritten 2"]]
+    bank = CaptionBank(enc, captions)
+    real = bank.cond.tokens[bank.cond.mask]
+    assert torch.allclose(bank.token_std, real.std(0))
+    idx = torch.tensor([0, 1, 2] * 2000)
+    clean = bank.draw(idx, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    noisy = bank.draw(idx, g, noise=0.5)
+    assert torch.equal(noisy.is_null, clean.is_null) and torch.equal(noisy.mask, clean.mask)
+    assert torch.equal(noisy.tokens[~noisy.mask], clean.tokens[~clean.mask])       # padding stays exactly zero
+    live = bank.token_std > 1e-3                        # (three MiniLM features are constant here: std < 1e-8)
+    moved = (noisy.tokens[noisy.mask][:, live] != clean.tokens[clean.mask][:, live]).float().mean()
+    assert moved > 0.9999                 # (a draw below half an ulp of the state rounds away: ~1e-6 of them)
+    z = ((noisy.tokens - clean.tokens)[noisy.mask] / bank.token_std)[:, live]       # standard normal per feature
+    assert z.mean().abs() < 0.01 and z.std().item() == pytest.approx(0.5, rel=0.01)
+    zp = (noisy.pooled - clean.pooled) / bank.pooled_std
+    assert zp.std().item() == pytest.approx(0.5, rel=0.02)
+    assert torch.equal(bank.draw(idx, torch.Generator().manual_seed(5), noise=0.0).tokens, clean.tokens)
+    with pytest.raises(UserError, match="text-noise must be"):
+        TrainConfig(text_encoder="all-MiniLM-L6-v2", text_noise=-0.1).validate()
+    with pytest.raises(UserError, match="pass --text-encoder"):
+        TrainConfig(text_noise=0.1).validate()
+
+
 def test_too_long_prompt_warns_and_non_text_is_one_clear_line(enc):
     with pytest.warns(UserWarning):
         enc(["digit " * 600])

@@ -77,6 +77,9 @@ DEVICE_OPTION = click.option(
 @click.option("--text-encoder-layer", type=int, default=None,
               help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
                    "layers, negative from the end [default: the last]. The pooled vector stays the encoder's own.")
+@click.option("--text-noise", type=float, default=None,
+              help="Conditioning augmentation: Gaussian noise on the training captions' token states and pooled "
+                   "vector, in units of each feature's std over the captions (0.1: a tenth) [default: 0].")
 @click.option("--shapes-captions", type=int, default=None, callback=_positive,
               help="--dataset shapes: phrasings per training scene, its template caption plus paraphrases, one drawn "
                    "per step [default: 1].")
@@ -305,7 +308,8 @@ def info(run) -> None:
     click.echo(f"data       {data.get('name', t.dataset)} ({data.get('num_images', '?')} images)")
     if t.text_encoder:
         layer = "" if t.text_encoder_layer is None else f" (token states from layer {t.text_encoder_layer})"
-        click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}")
+        noise = f", text noise {t.text_noise:g}" if t.text_noise else ""
+        click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}{noise}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,13 +22,24 @@ class CaptionBank:
         for i, alts in enumerate(captions):
             self.alternatives[i, :len(alts)] = torch.tensor([index[c] for c in alts])
         self.num_unique = len(unique)
+        real = self.cond.tokens[self.cond.mask]                      # every real token state of every caption
+        self.token_std = real.std(0) if len(real) > 1 else torch.zeros(real.shape[-1])
+        self.pooled_std = self.cond.pooled.std(0) if len(unique) > 1 else torch.zeros(self.cond.pooled.shape[-1])
 
-    def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0, first_only: bool = False):
+    def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0, first_only: bool = False,
+             noise: float = 0.0):
         """Captions for images ``idx`` (each image's first caption only with ``first_only``); each is replaced by the
-        null prompt with probability ``dropout``. The generator advances the same way either way."""
+        null prompt with probability ``dropout``. The generator advances the same way either way (and by the noise
+        draws when ``noise`` > 0). ``noise``: conditioning augmentation, Gaussian noise of ``noise`` × each feature's
+        std over the bank added to the real token states and the pooled vector (padding stays zero)."""
         pick = (torch.rand(len(idx), generator=generator) * self.counts[idx]).long()
         if first_only:
             pick = torch.zeros_like(pick)
         cond = self.cond.index(self.alternatives[idx, pick])
         drop = torch.rand(len(idx), generator=generator) < dropout
-        return cond._replace(is_null=cond.is_null | drop)
+        cond = cond._replace(is_null=cond.is_null | drop)
+        if noise > 0:
+            tokens = cond.tokens + noise * self.token_std * torch.randn(cond.tokens.shape, generator=generator)
+            pooled = cond.pooled + noise * self.pooled_std * torch.randn(cond.pooled.shape, generator=generator)
+            cond = cond._replace(tokens=torch.where(cond.mask[..., None], tokens, cond.tokens), pooled=pooled)
+        return cond

@@ -59,6 +59,8 @@ class TrainConfig:
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
     text_encoder_layer: int | None = None  # the frozen encoder's hidden state read as token states; None: its last
+    text_noise: float = 0.0           # conditioning augmentation: Gaussian noise on the token states (and pooled vector)
+                                      # of training captions, in units of each feature's std over the captions; 0: none
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
     shapes_pairs: float = SHAPES_P_PAIR     # shapes only: share of two-object scenes in the training pool
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
@@ -104,6 +106,11 @@ class TrainConfig:
                             f"--dataset shapes, not {self.dataset!r}")
         if self.text_layers and not self.text_encoder:
             raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
+                            "(e.g. all-MiniLM-L6-v2)")
+        if not self.text_noise >= 0.0:
+            raise UserError(f"text-noise must be ≥ 0 (a multiple of the token states' std), got {self.text_noise}")
+        if self.text_noise and not self.text_encoder:
+            raise UserError("--text-noise perturbs a text encoder's states: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UserError(f"caption-dropout must be in [0, 1], got {self.caption_dropout}")

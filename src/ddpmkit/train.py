@@ -239,8 +239,8 @@ class Trainer:
                     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
                 cond = None
                 if self.captions is not None:
-                    cond = self.captions.draw(idx, gen, tc.caption_dropout,
-                                              first_only=step < tc.first_caption_steps).to(acc.device)
+                    cond = self.captions.draw(idx, gen, tc.caption_dropout, first_only=step < tc.first_caption_steps,
+                                              noise=tc.text_noise).to(acc.device)
                 t, weights = tsampler.sample(tc.batch_size, gen)
                 noise = torch.randn(x0.shape, generator=gen)
                 x0, t, noise, weights = (v.to(acc.device) for v in (x0, t, noise, weights))
