@@ -105,6 +105,13 @@ def test_text_layers_without_a_text_encoder_is_one_line(capsys, tmp_path):
     one_error_line(code, err, "--text-layers", "--text-encoder")
 
 
+def test_text_encoder_layers_that_are_not_numbers_are_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-encoder", "all-MiniLM-L6-v2",
+                       "--text-encoder-layer", "3,six", *TINY)
+    one_error_line(code, err, "--text-encoder-layer", "3,6")
+    assert not (tmp_path / "r").exists()
+
+
 def test_text_encoder_layer_without_a_text_encoder_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-encoder-layer", "3", *TINY)
     one_error_line(code, err, "--text-encoder-layer", "--text-encoder")

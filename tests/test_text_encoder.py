@@ -162,7 +162,23 @@ def test_token_states_from_an_inner_layer_are_that_hidden_state_and_pooled_is_un
         assert enc.layer is None and torch.equal(enc(prompts).tokens, ref.tokens)
 
 
-@pytest.mark.parametrize("layer", [7, -8])
+def test_several_layers_are_their_hidden_states_concatenated_along_the_features(encoder):
+    """``layer=(3, -1)`` gives [layer-3 states | last-layer states] (SDXL concatenates two encoders' states so);
+    one layer in a list is that layer; a state named twice is one line."""
+    prompts = ["a red circle beneath a blue square", "hi"]
+    both = TextEncoder(layer=[3, -1], cache_size=0)
+    three = TextEncoder(layer=3, cache_size=0)
+    c, c3, last = both(prompts), three(prompts), encoder(prompts)
+    assert both.layer == (3, 6) and both.dim == 2 * encoder.dim
+    assert torch.equal(c.tokens, torch.cat([c3.tokens, last.tokens], dim=-1))
+    assert torch.equal(c.mask, last.mask) and torch.equal(c.pooled, last.pooled)
+    assert TextEncoder(layer=[3], cache_size=0).layer == 3
+    with pytest.raises(EncoderLoadError, match="twice") as info:
+        TextEncoder(layer=(3, -4))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("layer", [7, -8, [3, 7]])
 def test_a_layer_the_encoder_lacks_is_one_line(layer):
     with pytest.raises(EncoderLoadError, match="out of range") as info:
         TextEncoder(layer=layer)

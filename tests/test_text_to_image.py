@@ -206,18 +206,22 @@ def test_text_to_image_training_sampling_and_cli(tmp_path, capsys):
         pipe.generate("a 3", n=1, steps=2, clip_x0=1.5)
 
 
-def test_a_run_trained_on_an_inner_encoder_layer_samples_from_that_layer(tmp_path, capsys, enc):
+@pytest.mark.parametrize("layer, shown", [(3, "token states from layer 3"),
+                                          ([3, 6], "token states from layers 3+6, concatenated")])
+def test_a_run_trained_on_an_inner_encoder_layer_samples_from_that_layer(tmp_path, capsys, enc, layer, shown):
     tc = TrainConfig(dataset="mnist", preset="micro", steps=1, batch_size=2, sample_every=100, save_every=100,
-                     sample_n=1, sample_steps=2, text_encoder="all-MiniLM-L6-v2", text_encoder_layer=3)
+                     sample_n=1, sample_steps=2, text_encoder="all-MiniLM-L6-v2", text_encoder_layer=layer)
     Trainer(tmp_path / "run", RunConfig(diffusion=DiffusionConfig(num_timesteps=20), train=tc), progress=False).train()
     pipe = ddpmkit.load(tmp_path / "run")
-    assert pipe.config.train.text_encoder_layer == 3 and pipe.encoder.layer == 3
+    assert pipe.config.train.text_encoder_layer == layer
+    assert pipe.encoder.layer == (tuple(layer) if isinstance(layer, list) else layer)
     prompt = ["a handwritten seven"]
-    assert not torch.allclose(pipe.encoder(prompt).tokens, enc(prompt).tokens, atol=1e-2)
+    assert pipe.encoder.dim == enc.dim * (len(layer) if isinstance(layer, list) else 1)
+    assert not torch.allclose(pipe.encoder(prompt).tokens[..., :enc.dim], enc(prompt).tokens, atol=1e-2)
     assert len(pipe("a handwritten seven", n=1, steps=2, seed=0)) == 1
     from ddpmkit.cli import main
     assert main(["info", str(tmp_path / "run")]) == 0
-    assert "token states from layer 3" in capsys.readouterr().out
+    assert shown in capsys.readouterr().out
 
 
 def test_unconditional_model_refuses_a_prompt(tmp_path):

@@ -18,6 +18,17 @@ def _non_negative(ctx, param, value):
     return value
 
 
+def _layers(ctx, param, value):
+    """"3" → 3, "3,6" → [3, 6] (hidden states concatenated), None → None."""
+    if value is None:
+        return None
+    try:
+        picks = [int(x) for x in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"give whole layer numbers, comma-separated (3 or 3,6), got {value!r}") from None
+    return picks[0] if len(picks) == 1 else picks
+
+
 def _positive(ctx, param, value):
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be positive, got {value}")
@@ -74,9 +85,10 @@ DEVICE_OPTION = click.option(
                    "captions (paraphrases) [default: 0].")
 @click.option("--text-layers", type=int, default=None, callback=_non_negative,
               help="Trainable transformer layers over the frozen encoder's token states [default: 0].")
-@click.option("--text-encoder-layer", type=int, default=None,
+@click.option("--text-encoder-layer", type=str, default=None, callback=_layers,
               help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
-                   "layers, negative from the end [default: the last]. The pooled vector stays the encoder's own.")
+                   "layers, negative from the end; several, comma-separated (3,6), are concatenated along the "
+                   "features [default: the last]. The pooled vector stays the encoder's own.")
 @click.option("--text-noise", type=float, default=None,
               help="Conditioning augmentation: Gaussian noise on the training captions' token states and pooled "
                    "vector, in units of each feature's std over the captions (0.1: a tenth) [default: 0].")
@@ -307,7 +319,9 @@ def info(run) -> None:
     data = raw.get("data", {})
     click.echo(f"data       {data.get('name', t.dataset)} ({data.get('num_images', '?')} images)")
     if t.text_encoder:
-        layer = "" if t.text_encoder_layer is None else f" (token states from layer {t.text_encoder_layer})"
+        picked = t.text_encoder_layer
+        layer = ("" if picked is None else f" (token states from layer {picked})" if isinstance(picked, int) else
+                 f" (token states from layers {'+'.join(map(str, picked))}, concatenated)")
         noise = f", text noise {t.text_noise:g}" if t.text_noise else ""
         click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}{noise}")
 

@@ -58,7 +58,8 @@ class TrainConfig:
     caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
-    text_encoder_layer: int | None = None  # the frozen encoder's hidden state read as token states; None: its last
+    text_encoder_layer: int | list[int] | None = None  # the frozen encoder's hidden state read as token states (a
+                                      # list: those states concatenated along the features); None: its last
     text_noise: float = 0.0           # conditioning augmentation: Gaussian noise on the token states (and pooled vector)
                                       # of training captions, in units of each feature's std over the captions; 0: none
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
@@ -95,6 +96,8 @@ class TrainConfig:
             raise UserError(f"first-caption-steps must be ≥ 0, got {self.first_caption_steps}")
         if self.text_layers < 0:
             raise UserError(f"text-layers must be ≥ 0, got {self.text_layers}")
+        if isinstance(self.text_encoder_layer, (list, tuple)) and not self.text_encoder_layer:
+            raise UserError("--text-encoder-layer needs at least one layer (e.g. 3, or 3,6 for two concatenated)")
         if self.text_encoder_layer is not None and not self.text_encoder:
             raise UserError("--text-encoder-layer picks a layer of a text encoder: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")

@@ -114,7 +114,7 @@ class SentenceTransformersBackend:
         self._prep = getattr(self.model, "preprocess", None) or self.model.tokenize
         hf = getattr(self.model[0], "auto_model", None) or getattr(self.model[0], "model", None)
         self.num_layers = int(getattr(getattr(hf, "config", None), "num_hidden_layers", 0) or 0)
-        self.layer = check_layer(layer, self.num_layers, name)
+        self.layer = check_layers(layer, self.num_layers, name)
         if self.layer is not None:   # the Transformer module then also returns every hidden state
             hf.config.output_hidden_states = True
 
@@ -126,7 +126,7 @@ class SentenceTransformersBackend:
         device = next(self.model.parameters()).device
         features = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self._prep(prompts).items()}
         out = self.model(features)
-        tokens = out["token_embeddings"] if self.layer is None else out["all_layer_embeddings"][self.layer]
+        tokens = pick_states(out.get("all_layer_embeddings"), out["token_embeddings"], self.layer)
         return tokens, out["attention_mask"].bool(), out["sentence_embedding"]
 
     def to(self, device: torch.device) -> None:
@@ -157,7 +157,7 @@ class TransformersBackend:
         self.max_length = min(limit, max_length) if max_length else limit
         depth = getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "num_layers", 0)   # T5: num_layers
         self.num_layers = int(depth or 0)
-        self.layer = check_layer(layer, self.num_layers, name)
+        self.layer = check_layers(layer, self.num_layers, name)
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
         ids = self.tokenizer(prompts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
@@ -169,7 +169,7 @@ class TransformersBackend:
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device).bool()
         out = self.model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=self.layer is not None)
         last = out.last_hidden_state
-        tokens = last if self.layer is None else out.hidden_states[self.layer]
+        tokens = pick_states(out.hidden_states, last, self.layer)
         pooled = out.pooler_output if self.pool == "pooler" else masked_mean(last, mask)
         return tokens, mask, pooled
 
@@ -189,6 +189,30 @@ def check_layer(layer: int | None, num_layers: int, name: str) -> int | None:
                                f"use 0 (embeddings) to {num_layers} (the last), or -1 to -{num_layers + 1}")
     layer %= num_layers + 1
     return None if layer == num_layers else layer
+
+
+def check_layers(layer, num_layers: int, name: str) -> int | tuple[int, ...] | None:
+    """``check_layer`` for one layer; for several (a list or tuple), the tuple of their hidden-state indices (the
+    last as ``num_layers``), each given once: their states are concatenated along the feature axis."""
+    if layer is None or isinstance(layer, int):
+        return check_layer(layer, num_layers, name)
+    picks = [int(x) for x in layer]
+    if len(picks) == 1:
+        return check_layer(picks[0], num_layers, name)
+    out = [num_layers if (k := check_layer(x, num_layers, name)) is None else k for x in picks]
+    if len(set(out)) < len(out):
+        raise EncoderLoadError(f"text encoder layers {picks} name one hidden state twice: give each layer once")
+    return tuple(out)
+
+
+def pick_states(hidden_states, last: torch.Tensor, layer) -> torch.Tensor:
+    """The token states ``layer`` (from ``check_layers``) asks for: the last layer, one hidden state, or several
+    concatenated along the feature axis (as SDXL concatenates its two text encoders' states)."""
+    if layer is None:
+        return last
+    if isinstance(layer, tuple):
+        return torch.cat([hidden_states[k] for k in layer], dim=-1)
+    return hidden_states[layer]
 
 
 def load_backend(name: str | None, device: torch.device, backend: BackendKind = "auto",
