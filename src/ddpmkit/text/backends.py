@@ -101,7 +101,7 @@ class SentenceTransformersBackend:
     """A sentence-transformers model; ``pooled`` is the model's own sentence embedding (e.g. mean + normalise)."""
 
     def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None,
-                 layer: int | None = None):
+                 layer=None):
         from sentence_transformers import SentenceTransformer
         kwargs = {"device": str(device)}
         if "local_files_only" in inspect.signature(SentenceTransformer.__init__).parameters:
@@ -138,7 +138,7 @@ class TransformersBackend:
     pooled = mean of real tokens; anything else: ``AutoModel``, pooled = mean of real tokens."""
 
     def __init__(self, name: str, device: torch.device, local_files_only: bool, max_length: int | None,
-                 layer: int | None = None):
+                 layer=None):
         import transformers as tf
         config = tf.AutoConfig.from_pretrained(name, local_files_only=local_files_only)
         kind = getattr(config, "model_type", "")
@@ -216,7 +216,8 @@ def pick_states(hidden_states, last: torch.Tensor, layer) -> torch.Tensor:
 
 
 def load_backend(name: str | None, device: torch.device, backend: BackendKind = "auto",
-                 local_files_only: bool | None = None, max_length: int | None = None, layer: int | None = None):
+                 local_files_only: bool | None = None, max_length: int | None = None,
+                 layer: int | list[int] | tuple[int, ...] | None = None):
     """Load ``name`` (None or ``all-MiniLM-L6-v2``: the bundled offline copy; else a hub name or a local folder)."""
     if is_default(name):
         path, offline = str(default_model_path()), True

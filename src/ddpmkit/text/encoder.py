@@ -42,7 +42,7 @@ class TextEncoder:
                  batch_size: int = 64,                # prompts per forward pass when filling the cache
                  backend: BackendKind = "auto",
                  local_files_only: bool | None = None,    # None: offline for the default and folders, else the hub's
-                 layer: int | None = None):               # hidden state giving the token states; None: the last
+                 layer: int | list[int] | None = None):   # hidden state(s) giving the token states; None: the last
         self.name = DEFAULT_ENCODER if is_default(name) else str(name)
         self.device = torch.device(device)
         self.cache_size, self.batch_size = int(cache_size), max(1, int(batch_size))
