@@ -21,7 +21,7 @@ from pathlib import Path
 import report  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
-SCALES = (1.0, 3.0, 5.0)
+SCALES = (0.0, 1.0, 2.0, 3.0, 5.0)   # the table: unconditional, conditional, guided
 GRID_PROMPTS = ["a red circle on the left", "a small blue square at the top", "a large yellow triangle in the centre",
                 "a green circle at the bottom", "a purple square on the right", "a red circle left of a blue square",
                 "a yellow triangle above a green circle", "a cyan square below a purple triangle"]
