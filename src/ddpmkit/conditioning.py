@@ -1,6 +1,8 @@
 """Captions at training time: every distinct caption encoded once, then drawn per step by index."""
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 
 from .errors import UserError
@@ -22,25 +24,17 @@ class CaptionBank:
         for i, alts in enumerate(captions):
             self.alternatives[i, :len(alts)] = torch.tensor([index[c] for c in alts])
         self.num_unique = len(unique)
-        self._stds = None   # (token std, pooled std) per feature, computed on the first noisy draw
 
-    @property
+    # Each feature's std over every real token state, and over the pooled vectors, of the bank's captions: computed
+    # on the first noisy draw only (the real tokens of a big bank are a large copy).
+    @cached_property
     def token_std(self) -> torch.Tensor:
-        return self._feature_stds()[0]
+        real = self.cond.tokens[self.cond.mask]
+        return real.std(0) if len(real) > 1 else torch.zeros(real.shape[-1])
 
-    @property
+    @cached_property
     def pooled_std(self) -> torch.Tensor:
-        return self._feature_stds()[1]
-
-    def _feature_stds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each feature's std over every real token state, and over the pooled vectors, of the bank's captions
-        (computed once, only when noise is asked for: the real tokens of a big bank are a large copy)."""
-        if self._stds is None:
-            real = self.cond.tokens[self.cond.mask]
-            token = real.std(0) if len(real) > 1 else torch.zeros(real.shape[-1])
-            pooled = self.cond.pooled.std(0) if self.num_unique > 1 else torch.zeros(self.cond.pooled.shape[-1])
-            self._stds = (token, pooled)
-        return self._stds
+        return self.cond.pooled.std(0) if self.num_unique > 1 else torch.zeros(self.cond.pooled.shape[-1])
 
     def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0, first_only: bool = False,
              noise: float = 0.0):
