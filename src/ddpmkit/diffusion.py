@@ -147,8 +147,8 @@ def p_mean_variance(s: Schedule, model_output: torch.Tensor, x_t: torch.Tensor, 
 
     # Posterior coefficients from the pair (ᾱ_t, ᾱ_prev), in float64 on the schedule's device (the CPU), then cast
     # and moved to x_t's device by bc(); t_prev may live on the GPU (t - 1 of a GPU t), so its mask moves too.
-    ab_t, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
     t_prev = t_prev.cpu()
+    ab_t, ab_prev = s.alpha_bar(t), s.alpha_bar(t_prev)
     beta = 1.0 - ab_t / ab_prev
     coef1 = beta * ab_prev.sqrt() / (1.0 - ab_t)
     coef2 = (1.0 - ab_prev) * (ab_t / ab_prev).sqrt() / (1.0 - ab_t)
