@@ -183,3 +183,25 @@ def test_a_layer_the_encoder_lacks_is_one_line(layer):
     with pytest.raises(EncoderLoadError, match="out of range") as info:
         TextEncoder(layer=layer)
     assert "\n" not in str(info.value) and "0 (embeddings) to 6" in str(info.value)
+
+
+def test_many_prompts_are_embedded_in_passes_of_like_length(encoder, monkeypatch):
+    """Filling the cache in several passes sorts the prompts by token count (a caption bank pads little), and each
+    prompt's states are the ones it gets on its own."""
+    encoder.clear_cache()
+    monkeypatch.setattr(encoder, "batch_size", 2)
+    prompts = ["a small red circle to the left of a large blue square", "one", "a red circle on the left",
+               "two", "a cyan square", "a yellow triangle above a green circle"]
+    calls = []
+    real = encoder._embed
+    monkeypatch.setattr(encoder, "_embed", lambda ps: calls.append(list(ps)) or real(ps))
+    together = encoder(prompts)
+    lengths = [encoder._backend.count_tokens(c) for c in calls]
+    assert [len(c) for c in calls] == [2, 2, 2]
+    assert all(max(a) <= min(b) for a, b in zip(lengths, lengths[1:]))
+    encoder.clear_cache()
+    for i, p in enumerate(prompts):
+        alone = encoder([p])
+        n = int(alone.mask.sum())
+        assert torch.allclose(together.tokens[i, :n], alone.tokens[0, :n], atol=1e-5)
+        assert torch.allclose(together.pooled[i], alone.pooled[0], atol=1e-5)

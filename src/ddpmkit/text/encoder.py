@@ -108,6 +108,9 @@ class TextEncoder:
         self.hits += len(prompts) - sum(p not in found for p in prompts)
         todo = [p for p in dict.fromkeys(prompts) if p not in found]
         self.misses += len(todo)
+        if len(todo) > self.batch_size:   # several passes: group prompts of like length, so little padding is run
+            lengths = dict(zip(todo, self._backend.count_tokens(todo)))
+            todo.sort(key=lengths.__getitem__)
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             for p, entry in zip(chunk, self._embed(chunk)):
