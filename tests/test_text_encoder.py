@@ -92,7 +92,7 @@ def test_repeated_prompts_are_embedded_once(encoder, monkeypatch):
     encoder.clear_cache()
     calls = []
     real = encoder._embed
-    monkeypatch.setattr(encoder, "_embed", lambda prompts: calls.append(list(prompts)) or real(prompts))
+    monkeypatch.setattr(encoder, "_embed", lambda prompts, *counts: calls.append(list(prompts)) or real(prompts, *counts))
     first = encoder(["a red circle", "a red circle", "a blue square"])
     assert calls == [["a red circle", "a blue square"]]
     again = encoder(["a blue square", "a red circle"])
@@ -107,7 +107,7 @@ def test_cache_evicts_least_recently_used(encoder, monkeypatch):
     encoder(["one"]); encoder(["two"]); encoder(["one"]); encoder(["three"])   # "two" is the oldest now
     calls = []
     real = encoder._embed
-    monkeypatch.setattr(encoder, "_embed", lambda prompts: calls.append(list(prompts)) or real(prompts))
+    monkeypatch.setattr(encoder, "_embed", lambda prompts, *counts: calls.append(list(prompts)) or real(prompts, *counts))
     encoder(["one", "three", "two"])
     assert calls == [["two"]]
 
@@ -194,7 +194,7 @@ def test_many_prompts_are_embedded_in_passes_of_like_length(encoder, monkeypatch
                "two", "a cyan square", "a yellow triangle above a green circle"]
     calls = []
     real = encoder._embed
-    monkeypatch.setattr(encoder, "_embed", lambda ps: calls.append(list(ps)) or real(ps))
+    monkeypatch.setattr(encoder, "_embed", lambda ps, *counts: calls.append(list(ps)) or real(ps, *counts))
     together = encoder(prompts)
     lengths = [encoder._backend.count_tokens(c) for c in calls]
     assert [len(c) for c in calls] == [2, 2, 2]

@@ -108,12 +108,12 @@ class TextEncoder:
         self.hits += len(prompts) - sum(p not in found for p in prompts)
         todo = [p for p in dict.fromkeys(prompts) if p not in found]
         self.misses += len(todo)
+        lengths = dict(zip(todo, self._backend.count_tokens(todo))) if todo else {}   # each prompt tokenized once
         if len(todo) > self.batch_size:   # several passes: group prompts of like length, so little padding is run
-            lengths = dict(zip(todo, self._backend.count_tokens(todo)))
             todo.sort(key=lengths.__getitem__)
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
-            for p, entry in zip(chunk, self._embed(chunk)):
+            for p, entry in zip(chunk, self._embed(chunk, [lengths[q] for q in chunk])):
                 found[p] = entry
                 self._remember(p, entry)
         return [found[p] for p in prompts]
@@ -125,9 +125,11 @@ class TextEncoder:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _embed(self, prompts: list[str]) -> list[_Entry]:
-        """One forward pass of the frozen model over distinct prompts (the only place the model runs)."""
-        counts = self._backend.count_tokens(prompts)
+    def _embed(self, prompts: list[str], counts: list[int] | None = None) -> list[_Entry]:
+        """One forward pass of the frozen model over distinct prompts (the only place the model runs); ``counts``:
+        their untruncated token counts, if the caller has them already."""
+        if counts is None:
+            counts = self._backend.count_tokens(prompts)
         with torch.inference_mode():
             tokens, mask, pooled = self._backend.forward(prompts)
         tokens, mask, pooled = tokens.float().cpu(), mask.cpu(), pooled.float().cpu()
