@@ -100,9 +100,10 @@ def test_negative_first_caption_steps_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_text_layers_without_a_text_encoder_is_one_line(capsys, tmp_path):
-    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--text-layers", "1", *TINY)
-    one_error_line(code, err, "--text-layers", "--text-encoder")
+@pytest.mark.parametrize("flag", [["--text-layers", "1"], ["--text-positions"]])
+def test_text_options_without_a_text_encoder_are_one_line(capsys, tmp_path, flag):
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), *flag, *TINY)
+    one_error_line(code, err, flag[0], "--text-encoder")
 
 
 def test_text_encoder_layers_that_are_not_numbers_are_one_line(capsys, tmp_path):

@@ -10,6 +10,7 @@ from ddpmkit.conditioning import CaptionBank
 from ddpmkit.config import DiffusionConfig, RunConfig, TrainConfig
 from ddpmkit.errors import UserError
 from ddpmkit.guidance import guided, null_like
+from ddpmkit.nn.layers import AttentionBlock
 from ddpmkit.samplers import SAMPLERS, sample
 from ddpmkit.text import TextEncoder
 from ddpmkit.train import Trainer
@@ -20,11 +21,12 @@ def enc():
     return TextEncoder()
 
 
-def text_net(enc, learn_sigma=False, text_layers=0, randomise=True):
+def text_net(enc, learn_sigma=False, text_layers=0, randomise=True, text_positions=False):
     torch.manual_seed(0)
     net = UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                           attention_resolutions=(4,), groups=4, dropout=0.0, learn_sigma=learn_sigma,
-                          context_dim=enc.dim, pooled_dim=enc.pooled_dim, text_layers=text_layers)).eval()
+                          context_dim=enc.dim, pooled_dim=enc.pooled_dim, text_layers=text_layers,
+                          text_positions=text_positions)).eval()
     for p in net.parameters() if randomise else ():
         torch.nn.init.normal_(p, std=0.1)
     return net
@@ -60,9 +62,9 @@ def test_empty_prompt_means_the_learned_null_prompt(enc, text_layers):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("text_layers", [0, 2])
-def test_padding_the_prompt_changes_nothing(enc, text_layers):
-    net = text_net(enc, text_layers=text_layers)
+@pytest.mark.parametrize("text_layers,text_positions", [(0, False), (2, False), (0, True), (1, True)])
+def test_padding_the_prompt_changes_nothing(enc, text_layers, text_positions):
+    net = text_net(enc, text_layers=text_layers, text_positions=text_positions)
     cond = enc(["a red circle above a blue square", "a 4"])
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 500])
     padded = cond.pad_to(cond.length + 9)
@@ -85,6 +87,52 @@ def test_text_layers_start_as_identity_then_transform_the_states(enc):
     assert states.shape == cond.tokens.shape and not torch.allclose(states, cond.tokens, atol=1e-3)
     with pytest.raises(ValueError, match="needs a text model"):
         UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), groups=4, text_layers=1))
+
+
+@torch.no_grad()
+def test_cross_attention_reads_token_order_only_through_text_positions(enc):
+    cond = enc(["a red circle left of a blue square", "a 4"])
+    real = int(cond.mask[0].sum())
+    tokens = cond.tokens.clone()
+    tokens[0, 1:real - 1] = tokens[0, 1:real - 1].flip(0)      # the first prompt's words reversed in place
+    shuffled = cond._replace(tokens=tokens)
+    assert not torch.equal(shuffled.tokens[0], cond.tokens[0]) and torch.equal(shuffled.tokens[1], cond.tokens[1])
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([7, 300])
+
+    def net(**kw):       # text weighs in the output: unit LayerNorm gain, larger key/value projections
+        n = text_net(enc, **kw)
+        torch.nn.init.ones_(n.context_norm.weight)
+        for m in n.modules():
+            if isinstance(m, AttentionBlock):
+                torch.nn.init.normal_(m.context_kv.weight, std=1.0)
+        return n
+
+    for text_layers in (0, 1):             # the adapter has no positions of its own: order-blind too
+        blind = net(text_layers=text_layers)
+        a, b = blind(x, t, cond), blind(x, t, shuffled)
+        assert (a - b).abs().max() < 1e-6 * a.abs().max() + 1e-7
+    seeing = net(text_positions=True)
+    a, b = seeing(x, t, cond), seeing(x, t, shuffled)
+    assert (a[0] - b[0]).abs().max() > 0.05 * a.abs().max() and torch.allclose(a[1], b[1], atol=1e-6)
+
+
+def test_text_positions_start_at_zero_and_learn(enc):
+    net = text_net(enc, text_positions=True).train()
+    torch.nn.init.zeros_(net.text_pos.weight)
+    torch.nn.init.zeros_(net.text_pos.bias)             # as constructed (text_net randomised it)
+    assert torch.equal(text_net(enc, text_positions=True, randomise=False).text_pos.weight, net.text_pos.weight)
+    cond = enc(["a red circle above a blue square"])
+    x, t = torch.randn(1, 1, 8, 8), torch.tensor([40])
+    with torch.no_grad():
+        pos, net.text_pos = net.text_pos, None
+        without = net(x, t, cond)
+        net.text_pos = pos
+        assert torch.equal(net(x, t, cond), without)     # zero-initialised: the untrained model ignores positions
+    net(x, t, cond).square().mean().backward()
+    assert net.text_pos.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs a text model"):
+        UNet(UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), groups=4,
+                        text_positions=True))
 
 
 def test_caption_dropout_happens_at_the_configured_rate(enc):

@@ -85,6 +85,9 @@ DEVICE_OPTION = click.option(
                    "captions (paraphrases) [default: 0].")
 @click.option("--text-layers", type=int, default=None, callback=_non_negative,
               help="Trainable transformer layers over the frozen encoder's token states [default: 0].")
+@click.option("--text-positions/--no-text-positions", default=None,
+              help="Add learned position features to the token states, so cross-attention (blind to token order) "
+                   "can tell which object a relation names first [default: off].")
 @click.option("--text-encoder-layer", type=str, default=None, callback=_layers,
               help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
                    "layers, negative from the end; several, comma-separated (3,6), are concatenated along the "

@@ -58,6 +58,7 @@ class TrainConfig:
     caption_dropout: float = 0.1      # Ho & Salimans: share of captions replaced by the null prompt
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
+    text_positions: bool = False      # learned token-position features on the text states (UNetConfig.text_positions)
     text_encoder_layer: int | list[int] | None = None  # the frozen encoder's hidden state read as token states (a
                                       # list: those states concatenated along the features); None: its last
     text_noise: float = 0.0           # conditioning augmentation: Gaussian noise on the token states (and pooled vector)
@@ -109,6 +110,9 @@ class TrainConfig:
                             f"--dataset shapes, not {self.dataset!r}")
         if self.text_layers and not self.text_encoder:
             raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
+                            "(e.g. all-MiniLM-L6-v2)")
+        if self.text_positions and not self.text_encoder:
+            raise UserError("--text-positions marks the order of a text encoder's tokens: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")
         if not self.text_noise >= 0.0:
             raise UserError(f"text-noise must be ≥ 0 (a multiple of the token states' std), got {self.text_noise}")

@@ -62,7 +62,8 @@ def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[
         context_dim, pooled_dim = text_dims or (None, None)
         mc = preset_config(cfg.train.preset, image_size=h, in_channels=c,
                            learn_sigma=cfg.diffusion.variance == "learned", context_dim=context_dim,
-                           pooled_dim=pooled_dim, text_layers=cfg.train.text_layers)
+                           pooled_dim=pooled_dim, text_layers=cfg.train.text_layers,
+                           text_positions=cfg.train.text_positions)
     except ValueError as e:
         raise UserError(f"{e}") from None
     f = mc.downsample_factor

@@ -15,6 +15,9 @@ from torch import nn
 from .layers import AttentionBlock, Downsample, ResBlock, Upsample, group_norm, timestep_embedding, zero_module
 
 
+TEXT_POS_DIM = 64      # sinusoidal features per token position (UNetConfig.text_positions)
+
+
 @dataclass
 class UNetConfig:
     image_size: int = 32                      # square side; any H×W divisible by 2**(len(channel_mults)-1) works
@@ -31,6 +34,7 @@ class UNetConfig:
     pooled_dim: int | None = None             # pooled text vector width, added to the time embedding (GLIDE)
     scale_shift: bool = False                 # AdaGN conditioning in ResBlocks (Nichol & Dhariwal); paper: additive
     text_layers: int = 0                      # trainable transformer layers over the frozen token states (text models)
+    text_positions: bool = False              # add learned token-position features to the text states (see UNet)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -102,8 +106,14 @@ class UNet(nn.Module):
             self.null_tokens = nn.Parameter(torch.randn(1, 1, c.context_dim) * 0.02)
             self.context_norm = nn.LayerNorm(c.context_dim)      # text states enter at a fixed scale (Imagen)
             self.text_layers = text_adapter(c.context_dim, c.text_layers) if c.text_layers else None
-        elif c.text_layers:
-            raise ValueError(f"text_layers={c.text_layers} needs a text model (context_dim set)")
+            # Attention is blind to the order of its keys: permuting the prompt's token states permutes the keys and
+            # values together and leaves every output unchanged. Which object a relation names first then reaches the
+            # U-Net only through whatever position the frozen states still carry. With text_positions, a learned
+            # linear map of each token's sinusoidal position is added to its state (zero at initialisation).
+            self.text_pos = zero_module(nn.Linear(TEXT_POS_DIM, c.context_dim)) if c.text_positions else None
+        elif c.text_layers or c.text_positions:
+            raise ValueError(f"text_layers={c.text_layers} and text_positions={c.text_positions}: each needs a text "
+                             f"model (context_dim set)")
         if c.pooled_dim:
             self.null_pooled = nn.Parameter(torch.randn(c.pooled_dim) * 0.02)
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
@@ -163,6 +173,9 @@ class UNet(nn.Module):
                 if self.text_layers is not None:
                     tokens = self.text_layers(tokens, src_key_padding_mask=~mask)
                 context = self.context_norm(tokens)
+                if self.text_pos is not None:
+                    pos = torch.arange(context.shape[1], device=context.device)
+                    context = context + self.text_pos(timestep_embedding(pos, TEXT_POS_DIM).to(context.dtype))
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
