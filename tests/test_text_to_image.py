@@ -272,6 +272,22 @@ def test_a_run_trained_on_an_inner_encoder_layer_samples_from_that_layer(tmp_pat
     assert shown in capsys.readouterr().out
 
 
+def test_a_run_with_text_positions_and_no_pooled_vector_round_trips(tmp_path, enc):
+    tc = TrainConfig(dataset="mnist", preset="micro", steps=2, batch_size=2, sample_every=100, save_every=100,
+                     sample_n=1, sample_steps=2, text_encoder="all-MiniLM-L6-v2", text_positions=True,
+                     text_pooled=False)
+    Trainer(tmp_path / "run", RunConfig(diffusion=DiffusionConfig(num_timesteps=20), train=tc), progress=False).train()
+    pipe = ddpmkit.load(tmp_path / "run")
+    net = pipe.model
+    assert net.config.text_positions and net.config.pooled_dim is None and net.pooled_proj is None
+    assert {"text_pos.weight", "text_pos.bias"} <= set(net.state_dict())
+    cond = enc(["a handwritten seven"])
+    x, t = torch.randn(1, 1, 8, 8), torch.tensor([9])
+    with torch.no_grad():                                            # the pooled vector is not read at all
+        assert torch.equal(net(x, t, cond), net(x, t, cond._replace(pooled=torch.randn_like(cond.pooled))))
+    assert len(pipe("a handwritten seven", n=1, steps=2, seed=0)) == 1
+
+
 def test_unconditional_model_refuses_a_prompt(tmp_path):
     tc = TrainConfig(dataset="mnist", preset="micro", steps=1, batch_size=2, sample_every=100, save_every=100,
                      sample_n=1, sample_steps=2)

@@ -88,6 +88,9 @@ DEVICE_OPTION = click.option(
 @click.option("--text-positions/--no-text-positions", default=None,
               help="Add learned position features to the token states, so cross-attention (blind to token order) "
                    "can tell which object a relation names first [default: off].")
+@click.option("--text-pooled/--no-text-pooled", default=None,
+              help="Add the encoder's pooled sentence vector to the time embedding (GLIDE); with --no-text-pooled "
+                   "the prompt reaches the U-Net through cross-attention on its tokens only [default: on].")
 @click.option("--text-encoder-layer", type=str, default=None, callback=_layers,
               help="Which hidden state of the frozen encoder gives the token states: 0 the embeddings, k after k "
                    "layers, negative from the end; several, comma-separated (3,6), are concatenated along the "

@@ -60,6 +60,8 @@ def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[
         raise UserError(f"images are {h}x{w}: ddpmkit trains on square images; crop them or use a folder dataset")
     try:
         context_dim, pooled_dim = text_dims or (None, None)
+        if not cfg.train.text_pooled:
+            pooled_dim = None
         mc = preset_config(cfg.train.preset, image_size=h, in_channels=c,
                            learn_sigma=cfg.diffusion.variance == "learned", context_dim=context_dim,
                            pooled_dim=pooled_dim, text_layers=cfg.train.text_layers,
