@@ -100,7 +100,8 @@ def test_negative_first_caption_steps_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("flag", [["--text-layers", "1"], ["--text-positions"], ["--no-text-pooled"]])
+@pytest.mark.parametrize("flag", [["--text-layers", "1"], ["--text-positions"], ["--no-text-pooled"],
+                                  ["--cross-attention", "separate"]])
 def test_text_options_without_a_text_encoder_are_one_line(capsys, tmp_path, flag):
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), *flag, *TINY)
     one_error_line(code, err, flag[0], "--text-encoder")

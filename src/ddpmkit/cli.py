@@ -88,6 +88,9 @@ DEVICE_OPTION = click.option(
 @click.option("--text-positions/--no-text-positions", default=None,
               help="Add learned position features to the token states, so cross-attention (blind to token order) "
                    "can tell which object a relation names first [default: off].")
+@click.option("--cross-attention", type=click.Choice(["joint", "separate"]), default=None,
+              help="How the U-Net reads the token states: joint, as extra keys of each self-attention (GLIDE), or "
+                   "separate, a cross-attention of its own after it (latent diffusion) [default: joint].")
 @click.option("--text-pooled/--no-text-pooled", default=None,
               help="Add the encoder's pooled sentence vector to the time embedding (GLIDE); with --no-text-pooled "
                    "the prompt reaches the U-Net through cross-attention on its tokens only [default: on].")

@@ -59,6 +59,7 @@ class TrainConfig:
     first_caption_steps: int = 0      # curriculum: the first N steps use each image's first caption, then all of them
     text_layers: int = 0              # trainable transformer layers over the frozen text states (UNetConfig.text_layers)
     text_positions: bool = False      # learned token-position features on the text states (UNetConfig.text_positions)
+    cross_attention: str = "joint"    # how the U-Net reads the tokens: joint (GLIDE) or separate (UNetConfig)
     text_pooled: bool = True          # the pooled sentence vector joins the time embedding (GLIDE); False: tokens only
     text_encoder_layer: int | list[int] | None = None  # the frozen encoder's hidden state read as token states (a
                                       # list: those states concatenated along the features); None: its last
@@ -114,6 +115,11 @@ class TrainConfig:
                             "(e.g. all-MiniLM-L6-v2)")
         if self.text_positions and not self.text_encoder:
             raise UserError("--text-positions marks the order of a text encoder's tokens: pass --text-encoder too "
+                            "(e.g. all-MiniLM-L6-v2)")
+        if self.cross_attention not in ("joint", "separate"):
+            raise UserError(f"unknown cross-attention {self.cross_attention!r}: choose joint or separate")
+        if self.cross_attention != "joint" and not self.text_encoder:
+            raise UserError("--cross-attention sets how a text encoder's tokens are read: pass --text-encoder too "
                             "(e.g. all-MiniLM-L6-v2)")
         if not self.text_pooled and not self.text_encoder:
             raise UserError("--no-text-pooled drops a text encoder's pooled vector: pass --text-encoder too "

@@ -65,7 +65,7 @@ def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[
         mc = preset_config(cfg.train.preset, image_size=h, in_channels=c,
                            learn_sigma=cfg.diffusion.variance == "learned", context_dim=context_dim,
                            pooled_dim=pooled_dim, text_layers=cfg.train.text_layers,
-                           text_positions=cfg.train.text_positions)
+                           text_positions=cfg.train.text_positions, cross_attention=cfg.train.cross_attention)
     except ValueError as e:
         raise UserError(f"{e}") from None
     f = mc.downsample_factor

@@ -64,10 +64,12 @@ class AttentionBlock(nn.Module):
 
     With ``context_dim`` set, the keys and values also include projected context tokens (text states), so one
     attention reads the image and the prompt together (GLIDE's encoder-kv cross-attention); ``context_mask`` marks
-    real tokens (True) so padding is never attended to.
+    real tokens (True) so padding is never attended to. With ``separate``, the prompt is read instead by a cross-attention
+    of its own after the self-attention (``CrossAttention``, as latent diffusion does).
     """
 
-    def __init__(self, channels: int, heads: int = 1, groups: int = 32, context_dim: int | None = None):
+    def __init__(self, channels: int, heads: int = 1, groups: int = 32, context_dim: int | None = None,
+                 separate: bool = False):
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention channels {channels} must be divisible by heads {heads}")
@@ -75,10 +77,15 @@ class AttentionBlock(nn.Module):
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = zero_module(nn.Conv2d(channels, channels, 1))
-        self.context_kv = nn.Linear(context_dim, 2 * channels) if context_dim else None
+        self.context_kv = nn.Linear(context_dim, 2 * channels) if context_dim and not separate else None
+        self.cross = CrossAttention(channels, context_dim, heads, groups) if context_dim and separate else None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
                 context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._self_attention(x, context, context_mask)
+        return self.cross(x, context, context_mask) if self.cross is not None and context is not None else x
+
+    def _self_attention(self, x, context, context_mask):
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
         q, k, v = (z.transpose(-1, -2) for z in (q, k, v))         # [N, heads, HW, d]
@@ -90,6 +97,29 @@ class AttentionBlock(nn.Module):
                 keep = torch.cat([torch.ones(n, h * w, dtype=torch.bool, device=x.device), context_mask.bool()], 1)
                 mask = keep[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+
+
+class CrossAttention(nn.Module):
+    """Each pixel attends to the prompt's token states alone (latent diffusion's cross-attention), residual, output
+    projection zero-initialised. In the joint form (GLIDE) the tokens are extra keys beside the H×W pixels and start
+    with about L / (H·W + L) of the attention (4% at 16×16); here every pixel's softmax is over the tokens only."""
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 1, groups: int = 32):
+        super().__init__()
+        self.heads = heads
+        self.norm = group_norm(channels, groups)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = zero_module(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        d = c // self.heads
+        q = self.q(self.norm(x)).reshape(n, self.heads, d, h * w).transpose(-1, -2)          # [N, heads, HW, d]
+        k, v = self.kv(context).reshape(n, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)     # [N, heads, L, d]
+        mask = None if context_mask is None else context_mask.bool()[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
         return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
 
 

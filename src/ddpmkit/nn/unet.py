@@ -35,10 +35,14 @@ class UNetConfig:
     scale_shift: bool = False                 # AdaGN conditioning in ResBlocks (Nichol & Dhariwal); paper: additive
     text_layers: int = 0                      # trainable transformer layers over the frozen token states (text models)
     text_positions: bool = False              # add learned token-position features to the text states (see UNet)
+    cross_attention: str = "joint"            # joint: tokens are extra keys of the self-attention (GLIDE); separate:
+                                              # a cross-attention of their own after it (latent diffusion)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+        if self.cross_attention not in ("joint", "separate"):
+            raise ValueError(f"unknown cross_attention {self.cross_attention!r}: choose joint or separate")
 
     @property
     def out_channels(self) -> int:
@@ -119,7 +123,7 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
 
         def attn(channels: int) -> AttentionBlock:
-            return AttentionBlock(channels, c.heads, c.groups, c.context_dim)
+            return AttentionBlock(channels, c.heads, c.groups, c.context_dim, c.cross_attention == "separate")
 
         self.down = nn.ModuleList()
         skips, cur, res = [ch], ch, c.image_size
