@@ -114,9 +114,10 @@ def test_cross_attention_reads_token_order_only_through_text_positions(enc, cros
         blind = net(text_layers=text_layers)
         a, b = blind(x, t, cond), blind(x, t, shuffled)
         assert (a - b).abs().max() < 1e-6 * a.abs().max() + 1e-7
-    seeing = net(text_positions=True)
-    a, b = seeing(x, t, cond), seeing(x, t, shuffled)
-    assert (a[0] - b[0]).abs().max() > 0.01 * a.abs().max() and torch.allclose(a[1], b[1], atol=1e-6)
+    for text_layers in (0, 1):             # positions enter before the adapter: it sees the order too
+        seeing = net(text_positions=True, text_layers=text_layers)
+        a, b = seeing(x, t, cond), seeing(x, t, shuffled)
+        assert (a[0] - b[0]).abs().max() > 0.01 * a.abs().max() and torch.allclose(a[1], b[1], atol=1e-6)
 
 
 def test_text_positions_start_at_zero_and_learn(enc):

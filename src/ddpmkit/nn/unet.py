@@ -113,7 +113,8 @@ class UNet(nn.Module):
             # Attention is blind to the order of its keys: permuting the prompt's token states permutes the keys and
             # values together and leaves every output unchanged. Which object a relation names first then reaches the
             # U-Net only through whatever position the frozen states still carry. With text_positions, a learned
-            # linear map of each token's sinusoidal position is added to its state (zero at initialisation).
+            # linear map of each token's sinusoidal position is added to its frozen state (zero at initialisation),
+            # before the trainable text layers (which have no positions of their own) and the LayerNorm.
             self.text_pos = zero_module(nn.Linear(TEXT_POS_DIM, c.context_dim)) if c.text_positions else None
         elif c.text_layers or c.text_positions:
             raise ValueError(f"text_layers={c.text_layers} and text_positions={c.text_positions}: each needs a text "
@@ -174,12 +175,12 @@ class UNet(nn.Module):
             if self.pooled_proj is not None:
                 emb = emb + self.pooled_proj(pooled)
             if self.config.context_dim:
+                if self.text_pos is not None:       # before the adapter, so its layers can read word order too
+                    pos = torch.arange(tokens.shape[1], device=tokens.device)
+                    tokens = tokens + self.text_pos(timestep_embedding(pos, TEXT_POS_DIM).to(tokens.dtype))
                 if self.text_layers is not None:
                     tokens = self.text_layers(tokens, src_key_padding_mask=~mask)
                 context = self.context_norm(tokens)
-                if self.text_pos is not None:
-                    pos = torch.arange(context.shape[1], device=context.device)
-                    context = context + self.text_pos(timestep_embedding(pos, TEXT_POS_DIM).to(context.dtype))
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
