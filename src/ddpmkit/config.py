@@ -101,34 +101,25 @@ class TrainConfig:
             raise UserError(f"text-layers must be ≥ 0, got {self.text_layers}")
         if isinstance(self.text_encoder_layer, (list, tuple)) and not self.text_encoder_layer:
             raise UserError("--text-encoder-layer needs at least one layer (e.g. 3, or 3,6 for two concatenated)")
-        if self.text_encoder_layer is not None and not self.text_encoder:
-            raise UserError("--text-encoder-layer picks a layer of a text encoder: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
         if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0:
             raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs in [0, 1], got {self.shapes_captions} and "
                             f"{self.shapes_pairs}")
         if (self.shapes_captions, self.shapes_pairs) != (SHAPES_CAPTIONS, SHAPES_P_PAIR) and self.dataset != "shapes":
             raise UserError(f"--shapes-captions and --shapes-pairs shape the procedural shapes data: use them with "
                             f"--dataset shapes, not {self.dataset!r}")
-        if self.text_layers and not self.text_encoder:
-            raise UserError("--text-layers adds layers over a text encoder's states: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
-        if self.text_positions and not self.text_encoder:
-            raise UserError("--text-positions marks the order of a text encoder's tokens: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
         if self.cross_attention not in ("joint", "separate"):
             raise UserError(f"unknown cross-attention {self.cross_attention!r}: choose joint or separate")
-        if self.cross_attention != "joint" and not self.text_encoder:
-            raise UserError("--cross-attention sets how a text encoder's tokens are read: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
-        if not self.text_pooled and not self.text_encoder:
-            raise UserError("--no-text-pooled drops a text encoder's pooled vector: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
         if not self.text_noise >= 0.0:
             raise UserError(f"text-noise must be ≥ 0 (a multiple of the token states' std), got {self.text_noise}")
-        if self.text_noise and not self.text_encoder:
-            raise UserError("--text-noise perturbs a text encoder's states: pass --text-encoder too "
-                            "(e.g. all-MiniLM-L6-v2)")
+        if not self.text_encoder:      # options that shape how a text encoder's states are read need one
+            for used, what in ((self.text_encoder_layer is not None, "--text-encoder-layer picks a layer of"),
+                               (self.text_layers, "--text-layers adds layers over"),
+                               (self.text_positions, "--text-positions marks the order of"),
+                               (self.cross_attention != "joint", "--cross-attention sets how the U-Net reads"),
+                               (not self.text_pooled, "--no-text-pooled drops the pooled vector of"),
+                               (self.text_noise, "--text-noise perturbs the states of")):
+                if used:
+                    raise UserError(f"{what} a text encoder: pass --text-encoder too (e.g. all-MiniLM-L6-v2)")
         if not 0.0 <= self.caption_dropout <= 1.0:
             raise UserError(f"caption-dropout must be in [0, 1], got {self.caption_dropout}")
         if self.image_size is not None and self.image_size <= 0:
