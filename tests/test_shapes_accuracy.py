@@ -210,8 +210,35 @@ def test_shapes_captions_and_pairs_shape_the_training_pool(monkeypatch):
     assert not any(lab.get("relation") for lab in singles)
 
 
+def test_shapes_forward_steps_draws_no_reversed_pair_until_then(tmp_path, monkeypatch):
+    """The curriculum: for the first N steps every drawn scene is a single object or a pair named left / upper object
+    first ("left of", "above"); after it the whole pool, reversed pairs too."""
+    import ddpmkit.data
+    from ddpmkit.config import DiffusionConfig, RunConfig, TrainConfig
+    from ddpmkit.shapes.scene import REVERSED
+    from ddpmkit.train import Trainer
+
+    monkeypatch.setattr(ddpmkit.data, "SHAPES_POOL", 200)
+    cfg = RunConfig(diffusion=DiffusionConfig(num_timesteps=50),
+                    train=TrainConfig(dataset="shapes", preset="micro", steps=6, batch_size=16, shapes_pairs=1.0,
+                                      shapes_forward_steps=3, sample_every=1000, save_every=1000, sample_n=2,
+                                      sample_steps=2))
+    trainer = Trainer(tmp_path / "run", cfg, progress=False)
+    drawn, batch = [], trainer.data.batch
+    monkeypatch.setattr(trainer.data, "batch", lambda idx: (drawn.append(idx.clone()), batch(idx))[1])
+    trainer.train()
+    relations = [[trainer.data.scene_labels[i]["relation"] for i in idx] for idx in drawn]
+    assert len(relations) == 6
+    assert not any(r in REVERSED for step in relations[:3] for r in step), relations[:3]
+    assert any(r in REVERSED for step in relations[3:] for r in step)   # 48 draws of a balanced pool
+
+
 @pytest.mark.parametrize("args, words", [(["--shapes-captions", "3"], ["--shapes-captions", "--dataset shapes"]),
-                                         (["--dataset", "shapes", "--shapes-pairs", "1.5"], ["shapes-pairs", "[0, 1]"])])
+                                         (["--shapes-forward-steps", "9"], ["--shapes-forward-steps", "--dataset shapes"]),
+                                         (["--dataset", "shapes", "--shapes-pairs", "1.5"], ["shapes-pairs", "[0, 1]"]),
+                                         (["--dataset", "shapes", "--shapes-reversed", "-0.1"], ["shapes-reversed", "[0, 1]"]),
+                                         (["--dataset", "shapes", "--shapes-pairs", "1", "--shapes-reversed", "1",
+                                           "--shapes-forward-steps", "9"], ["no scene to draw", "--shapes-reversed"])])
 def test_shapes_options_misused_are_one_line(tmp_path, capsys, args, words):
     from ddpmkit.cli import main
     code = main(["train", "--out", str(tmp_path / "r"), "--steps", "1", *args])

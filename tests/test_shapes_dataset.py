@@ -24,6 +24,28 @@ def test_same_seed_same_items_in_any_order_and_other_seeds_differ():
     assert [a[i][1] for i in range(20)] != [other[i][1] for i in range(20)]
 
 
+def test_reversed_share_of_pairs_and_the_default_draw():
+    """``p_reversed``: the share of pairs named right / lower object first ("right of", "below"), on both axes; the
+    default 0.5 keeps the scenes every seed has always drawn (golden: seed 0's first pairs)."""
+    from ddpmkit.shapes.scene import REVERSED
+
+    def relations(p, n=2000):
+        return [ShapesDataset(seed=5, p_pair=1.0, p_reversed=p).label(i)[0]["relation"] for i in range(n)]
+
+    assert not any(r in REVERSED for r in relations(0.0, 300))
+    assert all(r in REVERSED for r in relations(1.0, 300))
+    for p in (0.25, 0.5):
+        rel = relations(p)
+        assert abs(np.mean([r in REVERSED for r in rel]) - p) < 0.035      # 3.5 binomial sd at n = 2000
+        assert set(rel) == set(RELATIONS)
+    ds = ShapesDataset(seed=5, p_pair=1.0, p_reversed=0.25)
+    for i in range(50):
+        label, text = ds.label(i)
+        assert parse_caption(text)["relation"] == label["relation"]
+    assert [ShapesDataset(seed=0, p_pair=1.0).label(i)[0]["relation"] for i in range(8)] == [
+        "above", "below", "right of", "below", "right of", "below", "above", "left of"]
+
+
 def test_item_formats_and_lengths():
     x, caption, label = ShapesDataset(seed=0)[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1

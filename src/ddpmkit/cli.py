@@ -106,6 +106,13 @@ DEVICE_OPTION = click.option(
                    "per step [default: 1].")
 @click.option("--shapes-pairs", type=float, default=None,
               help="--dataset shapes: share of two-object scenes in the training pool [default: 0.5].")
+@click.option("--shapes-reversed", type=float, default=None,
+              help="--dataset shapes: share of those pairs captioned right / lower object first ('right of', "
+                   "'below') rather than left / upper first ('left of', 'above') [default: 0.5].")
+@click.option("--shapes-forward-steps", type=int, default=None, callback=_non_negative,
+              help="--dataset shapes, curriculum: the first N steps draw no pair captioned right / lower object "
+                   "first, so which object a relation names first is learnt before the direction flips it "
+                   "[default: 0].")
 @click.option("--sample-every", type=int, default=None, callback=_positive)
 @click.option("--save-every", type=int, default=None, callback=_positive)
 @click.option("--seed", type=int, default=0, show_default=True)

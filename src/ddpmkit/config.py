@@ -67,6 +67,9 @@ class TrainConfig:
                                       # of training captions, in units of each feature's std over the captions; 0: none
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
     shapes_pairs: float = SHAPES_P_PAIR     # shapes only: share of two-object scenes in the training pool
+    shapes_reversed: float = 0.5      # shapes only: share of those pairs named right / lower object first
+    shapes_forward_steps: int = 0     # shapes only, curriculum: the first N steps draw no such pair (only single
+                                      # objects, "left of" and "above": the first-named object is the left / upper)
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
     sample_every: int = 800
     sample_n: int = 16
@@ -101,12 +104,18 @@ class TrainConfig:
             raise UserError(f"text-layers must be ≥ 0, got {self.text_layers}")
         if isinstance(self.text_encoder_layer, (list, tuple)) and not self.text_encoder_layer:
             raise UserError("--text-encoder-layer needs at least one layer (e.g. 3, or 3,6 for two concatenated)")
-        if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0:
-            raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs in [0, 1], got {self.shapes_captions} and "
-                            f"{self.shapes_pairs}")
-        if (self.shapes_captions, self.shapes_pairs) != (SHAPES_CAPTIONS, SHAPES_P_PAIR) and self.dataset != "shapes":
-            raise UserError(f"--shapes-captions and --shapes-pairs shape the procedural shapes data: use them with "
-                            f"--dataset shapes, not {self.dataset!r}")
+        if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0 or not 0.0 <= self.shapes_reversed <= 1.0:
+            raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs and shapes-reversed in [0, 1], got "
+                            f"{self.shapes_captions}, {self.shapes_pairs} and {self.shapes_reversed}")
+        if self.shapes_forward_steps < 0:
+            raise UserError(f"shapes-forward-steps must be ≥ 0, got {self.shapes_forward_steps}")
+        if self.shapes_forward_steps and self.shapes_pairs == 1.0 and self.shapes_reversed == 1.0:
+            raise UserError("--shapes-forward-steps has no scene to draw: every training scene would be a pair named "
+                            "right / lower object first; lower --shapes-reversed or --shapes-pairs")
+        if self.dataset != "shapes" and ((self.shapes_captions, self.shapes_pairs) != (SHAPES_CAPTIONS, SHAPES_P_PAIR)
+                                         or self.shapes_reversed != 0.5 or self.shapes_forward_steps):
+            raise UserError(f"--shapes-captions, --shapes-pairs, --shapes-reversed and --shapes-forward-steps shape "
+                            f"the procedural shapes data: use them with --dataset shapes, not {self.dataset!r}")
         if self.cross_attention not in ("joint", "separate"):
             raise UserError(f"unknown cross-attention {self.cross_attention!r}: choose joint or separate")
         if not self.text_noise >= 0.0:

@@ -21,6 +21,7 @@ class ShapesDataset:
     def __init__(self, seed: int = 0, length: int | None = None, *,
                  image_format: Literal["float", "uint8"] = "float",
                  p_pair: float = 0.5,          # share of two-object scenes
+                 p_reversed: float = 0.5,      # share of those named right / lower object first ("right of", "below")
                  p_size: float = 0.5,          # share of captions naming the sizes
                  held_out: bool = False):      # True: captions in the held-out paraphrases (evaluation only)
         if image_format not in ("float", "uint8"):
@@ -28,7 +29,7 @@ class ShapesDataset:
         if length is not None and length < 0:
             raise ValueError(f"length must be None (unbounded) or >= 0, not {length}")
         self.seed, self.length, self.image_format = int(seed), length, image_format
-        self.p_pair, self.p_size, self.held_out = p_pair, p_size, held_out
+        self.p_pair, self.p_reversed, self.p_size, self.held_out = p_pair, p_reversed, p_size, held_out
 
     def __len__(self) -> int:
         if self.length is None:
@@ -38,7 +39,7 @@ class ShapesDataset:
     def label(self, index: int) -> tuple[dict, str]:
         """The scene label and caption of item ``index`` without rendering."""
         rng = np.random.default_rng([self.seed, index])
-        label = sample_scene(rng, self.p_pair)
+        label = sample_scene(rng, self.p_pair, self.p_reversed)
         return label, caption(label, rng, held_out=self.held_out, p_size=self.p_size)
 
     def captions(self, index: int, k: int) -> list[str]:

@@ -63,14 +63,22 @@ def _object(rng: np.random.Generator, color: str, position: str, jitter: tuple[f
             "cx": round(x, 3), "cy": round(y, 3), "extent": round(e, 3)}
 
 
-def sample_scene(rng: np.random.Generator, p_pair: float = 0.5) -> dict:
+REVERSED = ("right of", "below")   # relations whose first-named object is the right / lower one
+
+
+def sample_scene(rng: np.random.Generator, p_pair: float = 0.5, p_reversed: float = 0.5) -> dict:
     """One random scene label: a single shape at one of five positions, or (probability ``p_pair``) two shapes of
-    different colours in a left/right/above/below relation."""
+    different colours in a left/right/above/below relation; a ``p_reversed`` share of those relations name the
+    right / lower object first ("right of", "below"), the rest the left / upper one ("left of", "above")."""
     if rng.random() >= p_pair:
         color = COLORS[rng.integers(len(COLORS))]
         position = POSITIONS[rng.integers(len(POSITIONS))]
         return {"objects": [_object(rng, color, position, (JITTER, JITTER))], "relation": None}
-    relation = RELATIONS[rng.integers(len(RELATIONS))]
+    if p_reversed == 0.5:   # the balanced draw, one integer, as every seed has always drawn it
+        relation = RELATIONS[rng.integers(len(RELATIONS))]
+    else:
+        reverse, axis = bool(rng.random() < p_reversed), int(rng.integers(2))
+        relation = (REVERSED if reverse else ("left of", "above"))[axis]
     c0, c1 = rng.choice(len(COLORS), size=2, replace=False)
     along, across = PAIR_JITTER
     jitter = (along, across) if relation in ("left of", "right of") else (across, along)
