@@ -35,6 +35,19 @@ def test_trainer_overfits_one_image(tmp_path):
     assert last < 0.25 * first, (first, last)
 
 
+def test_on_save_sees_every_checkpoint_with_its_ema_weights(tmp_path):
+    """``on_save(step, ema_model)`` runs after each checkpoint is written (periodic and final), with the EMA weights
+    just saved: what scoring a run while it trains needs."""
+    seen = []
+    trainer = Trainer(tmp_path / "run", tiny(steps=6, save_every=2), progress=False,
+                      on_save=lambda step, ema: seen.append((step, {k: v.clone() for k, v in ema.state_dict().items()})))
+    trainer.train()
+    assert [step for step, _ in seen] == [2, 4, 6]
+    saved = load_tensors(tmp_path / "run" / "ema.safetensors")
+    assert saved.keys() == seen[-1][1].keys() and all(torch.equal(saved[k], seen[-1][1][k]) for k in saved)
+    assert not all(torch.equal(seen[0][1][k], seen[-1][1][k]) for k in saved)
+
+
 def test_save_then_load_gives_identical_samples(tmp_path):
     trainer = Trainer(tmp_path / "run", tiny(), progress=False)
     trainer.train()

@@ -17,7 +17,7 @@ class CaptionBank:
             raise UserError("every image needs at least one caption (use \"\" for none)")
         unique = sorted({c for alts in captions for c in alts})
         index = {c: i for i, c in enumerate(unique)}
-        self.cond = encoder(unique)
+        self.cond = encoder(unique).to("cpu")
         width = max(len(a) for a in captions)
         self.alternatives = torch.zeros(len(captions), width, dtype=torch.long)
         self.counts = torch.tensor([len(a) for a in captions], dtype=torch.long)

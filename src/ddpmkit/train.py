@@ -104,10 +104,11 @@ class Trainer:
 
     def __init__(self, run_dir: str | Path, config: RunConfig | None = None, *, resume: bool = False,
                  overwrite: bool = False, progress: bool = True, steps: int | None = None,
-                 on_step=None):
+                 on_step=None, on_save=None):
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.on_step = on_step   # called as on_step(step, loss) after every optimizer step (progress UIs, tests)
+        self.on_save = on_save   # called as on_save(step, ema_model) on the main process after each checkpoint
         if resume and overwrite:
             raise UserError("--resume and --overwrite contradict each other: pick one")
         self.resume = resume and (self.run_dir / "state.safetensors").exists()
@@ -125,7 +126,8 @@ class Trainer:
         config.diffusion.validate()
         self.data = load_dataset(config.train.dataset, config.train.data_root, config.train.image_size,
                                  config.train.channels, shapes_captions=config.train.shapes_captions,
-                                 shapes_pairs=config.train.shapes_pairs)
+                                 shapes_pairs=config.train.shapes_pairs,
+                                 shapes_reversed=config.train.shapes_reversed)
         self.captions = None
         text_dims = None
         if config.train.text_encoder:
@@ -134,7 +136,10 @@ class Trainer:
                                 f"sidecars, or train without --text-encoder")
             from .conditioning import CaptionBank
             from .text import TextEncoder
-            self.encoder = TextEncoder.for_run(config.train)
+            from accelerate import PartialState
+            # on this process's accelerator where it has one: encoding every caption once is then seconds, not a
+            # minute per 40,000 captions on a CPU; the bank keeps the states on the CPU with the rest of the data
+            self.encoder = TextEncoder.for_run(config.train, device=PartialState().device)
             self.captions = CaptionBank(self.encoder, self.data.captions)
             text_dims = (self.encoder.dim, self.encoder.pooled_dim)
         if not self.resume:
@@ -222,6 +227,7 @@ class Trainer:
             except ValueError:   # not the main thread
                 old_handler = None
 
+        forward = self._forward_scenes() if tc.shapes_forward_steps > step else None
         start_step, t0, last_loss = step, time.time(), float("nan")
         bar = tqdm(total=tc.steps, initial=step, disable=not (self.progress and main), dynamic_ncols=True,
                    desc="train", unit="step")
@@ -235,7 +241,10 @@ class Trainer:
                 lr = tc.lr * min(1.0, (step + 1) / tc.warmup_steps) if tc.warmup_steps else tc.lr
                 for g in opt.param_groups:
                     g["lr"] = lr
-                idx = torch.randint(len(self.data), (tc.batch_size,), generator=gen)
+                if forward is not None and step < tc.shapes_forward_steps:   # the curriculum's pool
+                    idx = forward[torch.randint(len(forward), (tc.batch_size,), generator=gen)]
+                else:
+                    idx = torch.randint(len(self.data), (tc.batch_size,), generator=gen)
                 x0 = self.data.batch(idx)
                 if tc.hflip:
                     flip = torch.rand(tc.batch_size, generator=gen) < 0.5
@@ -292,6 +301,12 @@ class Trainer:
         return TrainResult(self.run_dir, step, stop["flag"], wall, done / wall if wall > 0 else 0.0, last_loss,
                            acc.num_processes, acc.device.type, main)
 
+    def _forward_scenes(self) -> torch.Tensor:
+        """Indices of the shapes scenes that --shapes-forward-steps draws from: single objects and the pairs named
+        left / upper object first."""
+        from .shapes.scene import REVERSED
+        return torch.tensor([i for i, label in enumerate(self.data.scene_labels) if label["relation"] not in REVERSED])
+
     # ------------------------------------------------------------------------------------------------------------
     def write_samples(self, ema_net: torch.nn.Module, schedule, step: int) -> Path:
         """A grid from the EMA weights with a fixed seed, so grids across training are comparable."""
@@ -322,6 +337,8 @@ class Trainer:
                  "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                  "timestep_sampler": tsampler.state_dict()}
         save_state(self.run_dir / "state.safetensors", state)   # written last: it marks a complete checkpoint
+        if self.on_save is not None:
+            self.on_save(step, ema.module)
 
     def _load_checkpoint(self, net, ema, opt, tsampler, gen) -> int:
         state = load_state(self.run_dir / "state.safetensors")
