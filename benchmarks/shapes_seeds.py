@@ -1,0 +1,119 @@
+"""How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
+run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
+held-out paraphrases (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
+
+    python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --jobs 4 --out runs/seeds/results.jsonl \\
+        --variant readme --variant rev25:shapes_reversed=0.25 --variant fwd800:shapes_forward_steps=800
+
+A variant is NAME[:field=value,...]: TrainConfig fields changed from the README's shapes recipe (RECIPE below), values
+as Python literals. Jobs start seed by seed (every variant of seed 0, then of seed 1, ...), so a run cut short by
+--deadline still compares the variants on the same seeds. Runs go to --run-root/NAME-sSEED. The checkpoint at a step
+does not depend on the run's total --steps (the learning rate is constant after warm-up), so --evals 1150 2300 3450
+with --steps 3450 also gives the 2300-step recipe's result.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RECIPE = {"dataset": "shapes", "text_encoder": "all-MiniLM-L6-v2", "text_encoder_layer": 3, "shapes_captions": 3,
+          "shapes_pairs": 0.6, "steps": 2300}   # the README's `ddpmkit train --dataset shapes ...` command
+
+
+def parse_variant(spec: str) -> tuple[str, dict]:
+    name, _, rest = spec.partition(":")
+    fields = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        fields[key.strip()] = ast.literal_eval(value.strip())
+    return name, fields
+
+
+def child(args) -> None:
+    """One run: train, and score the EMA weights each time a checkpoint at an --evals step is written."""
+    import copy
+
+    import torch
+
+    from ddpmkit.config import RunConfig, TrainConfig
+    from ddpmkit.evaluate import shapes_prompt_accuracy
+    from ddpmkit.pipeline import DEFAULT_GUIDANCE, Pipeline
+    from ddpmkit.train import Trainer
+
+    name, fields = parse_variant(args.child)
+    evals = sorted(set(args.evals))
+    every = evals[0] if all(e % evals[0] == 0 for e in evals) else 1
+    tc = TrainConfig(**{**RECIPE, "steps": max(evals), "seed": args.seed, "save_every": every, **fields})
+    cfg = RunConfig(train=tc)
+    t0 = time.time()
+    holder: dict = {}
+
+    def on_save(step: int, ema_model: torch.nn.Module) -> None:
+        if step not in evals:
+            return
+        pipe = Pipeline(copy.deepcopy(ema_model), holder["trainer"].config)
+        pipe._encoder = holder["trainer"].encoder.to(pipe.device)
+        row = {"variant": name, "fields": fields, "seed": args.seed, "step": step,
+               "train_s": round(time.time() - t0, 1), "device": str(pipe.device)}
+        for key, held in (("train_phrasings", False), ("held_out", True)):
+            r = shapes_prompt_accuracy(pipe, n=args.n, guidance=DEFAULT_GUIDANCE, held_out=held)
+            row[key] = {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation")},
+                        "per_relation": r["per_relation"]}
+        with open(args.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: row[k] for k in ("variant", "seed", "step", "train_s")}),
+              {k: row[k]["relation"] for k in ("train_phrasings", "held_out")}, flush=True)
+
+    trainer = Trainer(Path(args.run_root) / f"{name}-s{args.seed}", cfg, overwrite=True, progress=False,
+                      on_save=on_save)
+    holder["trainer"] = trainer
+    trainer.train()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", action="append", default=[], help="NAME[:field=value,...] (repeatable)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--evals", type=int, nargs="+", default=[2300], help="steps at which to score the EMA weights")
+    ap.add_argument("--n", type=int, default=300, help="held-out scenes per score (about half are pairs)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    ap.add_argument("--deadline", type=float, default=None, help="seconds: start no run after, stop all at")
+    ap.add_argument("--run-root", default="runs/seeds")
+    ap.add_argument("--out", default="runs/seeds/results.jsonl")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.child is not None:
+        child(args)
+        return
+    variants = args.variant or ["readme"]
+    jobs = [(v, s) for s in args.seeds for v in variants]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    common = ["--evals", *map(str, args.evals), "--n", str(args.n), "--run-root", args.run_root, "--out", args.out]
+    t0, running = time.time(), []
+    while jobs or running:
+        running = [(p, j) for p, j in running if p.poll() is None]
+        late = args.deadline is not None and time.time() - t0 > args.deadline
+        if late:
+            for p, j in running:
+                print(f"deadline: stopping {j}", flush=True)
+                p.kill()
+            break
+        while jobs and len(running) < args.jobs:
+            v, s = jobs.pop(0)
+            cmd = [sys.executable, __file__, "--child", v, "--seed", str(s), *common]
+            running.append((subprocess.Popen(cmd, env=env), (v, s)))
+        time.sleep(2)
+    print(f"done in {time.time() - t0:.0f} s; results in {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
