@@ -2,8 +2,8 @@
 run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
 held-out paraphrases (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
 
-    python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --jobs 4 --out runs/seeds/results.jsonl \\
-        --variant readme --variant rev25:shapes_reversed=0.25 --variant fwd800:shapes_forward_steps=800
+    python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --out runs/seeds/results.jsonl \\
+        --variant readme --variant curriculum:shapes_forward_steps=1000 --variant rev25:shapes_reversed=0.25
 
 A variant is NAME[:field=value,...]: TrainConfig fields changed from the README's shapes recipe (RECIPE below), values
 as Python literals. Jobs start seed by seed (every variant of seed 0, then of seed 1, ...), so a run cut short by
