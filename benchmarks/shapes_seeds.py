@@ -52,13 +52,12 @@ def child(args) -> None:
     tc = TrainConfig(**{**RECIPE, "steps": max(evals), "seed": args.seed, "save_every": every, **fields})
     cfg = RunConfig(train=tc)
     t0 = time.time()
-    holder: dict = {}
 
     def on_save(step: int, ema_model: torch.nn.Module) -> None:
         if step not in evals:
             return
-        pipe = Pipeline(copy.deepcopy(ema_model), holder["trainer"].config)
-        pipe._encoder = holder["trainer"].encoder.to(pipe.device)
+        pipe = Pipeline(copy.deepcopy(ema_model), trainer.config)   # trainer: bound below, before train() calls this
+        pipe._encoder = trainer.encoder.to(pipe.device)
         row = {"variant": name, "fields": fields, "seed": args.seed, "step": step,
                "train_s": round(time.time() - t0, 1), "device": str(pipe.device)}
         for key, held in (("train_phrasings", False), ("held_out", True)):
@@ -72,7 +71,6 @@ def child(args) -> None:
 
     trainer = Trainer(Path(args.run_root) / f"{name}-s{args.seed}", cfg, overwrite=True, progress=False,
                       on_save=on_save)
-    holder["trainer"] = trainer
     trainer.train()
 
 

@@ -112,8 +112,8 @@ class TrainConfig:
         if self.shapes_forward_steps and self.shapes_pairs == 1.0 and self.shapes_reversed == 1.0:
             raise UserError("--shapes-forward-steps has no scene to draw: every training scene would be a pair named "
                             "right / lower object first; lower --shapes-reversed or --shapes-pairs")
-        if self.dataset != "shapes" and ((self.shapes_captions, self.shapes_pairs) != (SHAPES_CAPTIONS, SHAPES_P_PAIR)
-                                         or self.shapes_reversed != 0.5 or self.shapes_forward_steps):
+        if self.dataset != "shapes" and any(getattr(self, f.name) != f.default for f in fields(self)
+                                            if f.name.startswith("shapes_")):
             raise UserError(f"--shapes-captions, --shapes-pairs, --shapes-reversed and --shapes-forward-steps shape "
                             f"the procedural shapes data: use them with --dataset shapes, not {self.dataset!r}")
         if self.cross_attention not in ("joint", "separate"):
