@@ -27,11 +27,16 @@ RECIPE = {"dataset": "shapes", "text_encoder": "all-MiniLM-L6-v2", "text_encoder
 
 
 def parse_variant(spec: str) -> tuple[str, dict]:
+    """``NAME[:field=value,...]`` -> (NAME, {field: value}); values are Python literals, lists included."""
     name, _, rest = spec.partition(":")
-    fields = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        fields[key.strip()] = ast.literal_eval(value.strip())
+    try:
+        call = ast.parse(f"f({rest})", mode="eval").body
+        fields = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        if call.args or None in fields:
+            raise ValueError
+    except (SyntaxError, ValueError):
+        raise SystemExit(f"cannot read variant {spec!r}: write NAME:field=value,... with Python literals, "
+                         "e.g. sep36:cross_attention='separate',text_encoder_layer=[3,6]") from None
     return name, fields
 
 
@@ -93,6 +98,8 @@ def main() -> None:
         child(args)
         return
     variants = args.variant or ["readme"]
+    for v in variants:          # a malformed variant stops here, not in a child's log after setup
+        parse_variant(v)
     jobs = [(v, s) for s in args.seeds for v in variants]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     common = ["--evals", *map(str, args.evals), "--n", str(args.n), "--run-root", args.run_root, "--out", args.out]
