@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = {"training_throughput": "(a) Training throughput",
          "work_per_image": "(a′) Work per training image, and the compute rate behind (a)",
+         "memory_format": "(a″) ddpmkit's training step in the channels-last memory layout",
          "sampling_throughput": "(b) Sampling throughput",
          "quality_per_minute": "(c) Quality per CPU-minute", "peak_rss": "(d) Peak memory of a training step",
          "training_throughput_cuda": "(a, GPU) Training throughput on one GPU",
