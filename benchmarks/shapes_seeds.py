@@ -3,7 +3,8 @@ run's EMA weights at chosen steps: prompt accuracy at the default guidance on th
 held-out paraphrases (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
 
     python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --out runs/seeds/results.jsonl \\
-        --variant readme --variant curriculum:shapes_forward_steps=1000 --variant rev25:shapes_reversed=0.25
+        --variant readme --variant "previous:text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0" \\
+        --variant "l3:text_encoder_layer=3"
 
 A variant is NAME[:field=value,...]: TrainConfig fields changed from the README's shapes recipe (RECIPE below), values
 as Python literals. Jobs start seed by seed (every variant of seed 0, then of seed 1, ...), so a run cut short by
@@ -22,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-RECIPE = {"dataset": "shapes", "text_encoder": "all-MiniLM-L6-v2", "text_encoder_layer": 3, "shapes_captions": 3,
-          "shapes_pairs": 0.6, "steps": 2300}   # the README's `ddpmkit train --dataset shapes ...` command
+RECIPE = {"dataset": "shapes", "text_encoder": "all-MiniLM-L6-v2", "text_encoder_layer": [3, 6], "shapes_captions": 3,
+          "shapes_pairs": 0.6, "cross_attention": "separate", "shapes_forward_steps": 1000,
+          "steps": 2300}   # the README's `ddpmkit train --dataset shapes ...` command
 
 
 def parse_variant(spec: str) -> tuple[str, dict]:

@@ -2,8 +2,8 @@
 by the shapes detector against guidance scale, per attribute, on held-out paraphrases, and a picture grid
 (prompts × seeds).
 
-    python benchmarks/shapes_text.py --train --run runs/shapes-para-l3-2300 --extra --steps 2300 --text-encoder-layer 3 \\
-        --shapes-captions 3 --shapes-pairs 0.6                                 # the README's recipe
+    python benchmarks/shapes_text.py --train --run runs/shapes-sepfwd36 --extra --steps 2300 --text-encoder-layer 3,6 \\
+        --shapes-captions 3 --shapes-pairs 0.6 --cross-attention separate --shapes-forward-steps 1000   # README
     python benchmarks/shapes_text.py --run runs/shapes-text --n 300
     python benchmarks/shapes_text.py --train --n 4 --scales 1 --results /tmp/s.json --grid /tmp/s.png \\
         --extra --steps 2 --preset micro                  # smoke test of the script itself (--extra must come last)
