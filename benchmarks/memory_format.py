@@ -71,10 +71,8 @@ def main() -> None:
              "Adam. channels_last: `net.to(memory_format=torch.channels_last)` and channels-last batches.",
              "A ratio below 1 means channels-last is slower; ddpmkit keeps the default layout."]
     data = {"batch": batch, "images_per_s": {f"{layout}/{p}": v for (layout, p), v in res.items()}}
-    section = {"columns": ["Figure", "contiguous (NCHW)", "channels_last (NHWC)", "channels_last ÷ contiguous"],
-               "rows": rows, "notes": notes, "data": data, "machine": peers.machine(), "versions": peers.versions(),
-               "command": report.command_line()}
-    print(report.update("memory_format", section, args.quick))
+    columns = ["Figure", "contiguous (NCHW)", "channels_last (NHWC)", "channels_last ÷ contiguous"]
+    print(report.update("memory_format", throughput.section(columns, rows, notes, data), args.quick))
 
 
 if __name__ == "__main__":
