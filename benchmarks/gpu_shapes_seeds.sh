@@ -7,7 +7,11 @@
 # rounding of its weights. Make it here with the snippet in the session-11 note of issue 3.
 # Seen on an H100 (session 11): one run alone 14.75 steps/s (GPU ~23% busy: the step is CPU-bound), ~38 s of setup;
 # 15 runs at once did not reach step 1150 in 450 s (time-slicing one GPU between 15 processes starves them all).
-# So keep JOBS at 1-2: a 2300-step run takes ~3.5 minutes, a 10-minute call holds about three.
+# Session 13 on an H200: four at once ran 3.6 steps/s each with the GPU 99% busy (nvidia-smi's "23%" for one run
+# understates how much of the GPU a run holds), so four runs reached only their step-1150 score in 535 s
+# (benchmarks/results/shapes_seeds_gpu.jsonl). Use JOBS=1: a 2300-step run takes ~3.5 minutes, so a 10-minute call
+# holds about two; allow ~60 s beyond DEADLINE for the encoder copy and imports before shapes_seeds.py starts.
+# VARIANTS picks which (default "readme previous l3"), e.g. SEEDS="3 4 5 6" VARIANTS=readme JOBS=4.
 # Local smoke test: OUT=/tmp/g SEEDS="0" EVALS="2 4" N=4 JOBS=3 EXTRA="preset='micro'," bash benchmarks/gpu_shapes_seeds.sh
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -37,13 +41,22 @@ if [ "${MODE:-seeds}" = speed ]; then   # steps/s of the recipe: one run alone, 
   for i in 1 2 3 4; do (time $T --out /tmp/speed4-$i) > "$OUT/speed4-$i.txt" 2>&1 & done; wait
   cat "$OUT"/speed4-*.txt; exit 0
 fi
+VARIANTS=${VARIANTS:-"readme previous l3"}   # names below, or NAME:field=value,... passed through as they are
+VARIANT_ARGS=()
+for v in $VARIANTS; do
+  case $v in
+    readme) VARIANT_ARGS+=(--variant "readme:${EXTRA%,}") ;;
+    previous) VARIANT_ARGS+=(--variant "previous:${EXTRA}text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0") ;;
+    l3) VARIANT_ARGS+=(--variant "l3:${EXTRA}text_encoder_layer=3") ;;
+    *) VARIANT_ARGS+=(--variant "$v") ;;
+  esac
+done
 python3 benchmarks/shapes_seeds.py --seeds $SEEDS --evals $EVALS --n "$N" --jobs "$JOBS" --threads 1 \
   --deadline "$DEADLINE" --run-root /tmp/seeds --out "$OUT/seeds.jsonl" \
-  --variant "readme:${EXTRA%,}" \
-  --variant "previous:${EXTRA}text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0" \
-  --variant "l3:${EXTRA}text_encoder_layer=3" 2>&1 | tee "$OUT/log.txt"
-# one grid per finished run of seed 0 (the training grids at the last step)
-for v in readme previous l3; do
-  f=$(ls /tmp/seeds/$v-s0/samples/*.png 2>/dev/null | tail -1); [ -n "$f" ] && cp "$f" "$OUT/grid-$v-s0.png"
+  "${VARIANT_ARGS[@]}" 2>&1 | tee "$OUT/log.txt"
+# one grid per finished run of the first seed (the training grids at the last step)
+S0=${SEEDS%% *}
+for v in $VARIANTS; do
+  v=${v%%:*}; f=$(ls /tmp/seeds/$v-s$S0/samples/*.png 2>/dev/null | tail -1); [ -n "$f" ] && cp "$f" "$OUT/grid-$v-s$S0.png"
 done
 exit 0
