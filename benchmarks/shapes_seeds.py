@@ -53,7 +53,10 @@ def child(args) -> None:
     from ddpmkit.pipeline import DEFAULT_GUIDANCE, Pipeline
     from ddpmkit.train import Trainer
 
+    from report import commit as checkout_commit   # benchmarks/ is on sys.path: this file runs as a script
+
     name, fields = parse_variant(args.child)
+    commit = checkout_commit()   # read before training: the checkout may change while a run trains
     evals = sorted(set(args.evals))
     every = evals[0] if all(e % evals[0] == 0 for e in evals) else 1
     tc = TrainConfig(**{**RECIPE, "steps": max(evals), "seed": args.seed, "save_every": every, **fields})
@@ -65,7 +68,7 @@ def child(args) -> None:
             return
         pipe = Pipeline(copy.deepcopy(ema_model), trainer.config)   # trainer: bound below, before train() calls this
         pipe._encoder = trainer.encoder.to(pipe.device)
-        row = {"variant": name, "fields": fields, "seed": args.seed, "step": step,
+        row = {"variant": name, "fields": fields, "seed": args.seed, "step": step, "commit": commit,
                "train_s": round(time.time() - t0, 1), "device": str(pipe.device)}
         for key, held in (("train_phrasings", False), ("held_out", True)):
             r = shapes_prompt_accuracy(pipe, n=args.n, guidance=DEFAULT_GUIDANCE, held_out=held)
