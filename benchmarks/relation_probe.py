@@ -1,0 +1,82 @@
+"""Can the frozen text encoder tell "under" from "over" before any training? A linear probe on relation words.
+
+For each two-shape caption with a vertical relation, take the hidden states of the relation phrase's tokens (their
+mean) at every layer of all-MiniLM-L6-v2, and fit a logistic regression that predicts above vs below on captions in
+the training wordings (TRAIN and PARAPHRASE: "above", "higher than", "up above" / "below", "lower than", "down
+below"). Score it on held-out scenes captioned in the evaluation-only wordings ("on top of", "over" / "under",
+"beneath"), per phrase. High scores mean the words' states already say the direction, so a U-Net that misreads
+"under" learned the training words by identity rather than by where their states lie.
+
+    python benchmarks/relation_probe.py      # ~30 s on 2 cores; writes benchmarks/results/relation_probe.json
+
+Needs scikit-learn (pip install -e '.[bench]').
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import report  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER_SETS = ([0], [1], [2], [3], [4], [5], [6], [3, 6])   # [3, 6]: the two layers the shapes recipe reads
+
+
+def phrase_states(encoder, labels: list[dict], family: str, seed: int):
+    """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), and the phrase."""
+    from ddpmkit.shapes.captions import _REL_RE, caption
+    tok = encoder._backend.tokenizer
+    hf = encoder._backend.model[0].auto_model
+    rng = np.random.default_rng(seed)
+    states, above, phrase = [], [], []
+    for lab in labels:
+        text = " ".join(caption(lab, rng, held_out=family == "held_out",
+                                paraphrase=family == "paraphrase").lower().split())
+        match = _REL_RE.search(text)
+        batch = tok([text], return_tensors="pt", return_offsets_mapping=True)
+        spans = batch.pop("offset_mapping")[0].tolist()
+        inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
+        with torch.inference_mode():
+            hidden = torch.stack(hf(**batch, output_hidden_states=True).hidden_states)[:, 0]
+        states.append(hidden[:, inside].mean(1).numpy())
+        above.append(int(lab["relation"] == "above"))
+        phrase.append(match.group(1))
+    return np.stack(states), np.array(above), np.array(phrase)
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from ddpmkit.shapes import ShapesDataset
+    from ddpmkit.text import TextEncoder
+    encoder = TextEncoder()
+    data = ShapesDataset(seed=3, image_format="uint8", p_pair=1.0)
+    pairs = [lab for lab in (data[i][2] for i in range(1500)) if lab.get("relation") in ("above", "below")]
+    fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
+    fit = [phrase_states(encoder, fit_scenes, family, seed) for family, seed in (("train", 0), ("paraphrase", 1))]
+    x_fit, y_fit = np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit])
+    x_test, y_test, p_test = phrase_states(encoder, test_scenes, "held_out", 7)
+    rows = []
+    for layers in LAYER_SETS:
+        flat = lambda x: x[:, layers].reshape(len(x), -1)   # noqa: E731
+        right = LogisticRegression(max_iter=5000).fit(flat(x_fit), y_fit).predict(flat(x_test)) == y_test
+        per_phrase = {str(p): round(float(right[p_test == p].mean()), 3) for p in sorted(set(p_test))}
+        rows.append({"layers": layers, "held_out_accuracy": round(float(right.mean()), 3),
+                     "held_out_per_phrase": per_phrase})
+        print(f"layers {layers}: held out {right.mean():.3f} " +
+              " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
+    out = {"what": "linear-probe accuracy of above vs below from the relation phrase's mean hidden state in "
+                   "all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored on the "
+                   "held-out wordings of other scenes",
+           "scenes": {"fit": len(fit_scenes), "test": len(test_scenes)}, "rows": rows,
+           "commit": report.commit(), "command": "python benchmarks/relation_probe.py"}
+    path = ROOT / "benchmarks" / "results" / "relation_probe.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
