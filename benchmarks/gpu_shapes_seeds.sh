@@ -35,6 +35,9 @@ save_file({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()
 (d / "model16.safetensors").unlink()
 EOF
 export PYTHONPATH=$PWD/src:$SITE:$PWD/benchmarks PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# the device gets a copy without .git: pass DDPMKIT_COMMIT=$(git rev-parse --short HEAD) in the run command so the
+# result rows name the commit (benchmarks/report.py reads it)
+export DDPMKIT_COMMIT=${DDPMKIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown-copy)}
 python3 -c "import torch, transformers, sentence_transformers, accelerate; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '', 'transformers', transformers.__version__, 'st', sentence_transformers.__version__, 'accelerate', accelerate.__version__)" 2>&1 | tee "$OUT/versions.txt"
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &
