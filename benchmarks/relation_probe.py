@@ -13,34 +13,24 @@ Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import torch
 
-import report  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from text_probe import all_layers, save  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYER_SETS = ([0], [1], [2], [3], [4], [5], [6], [3, 6])   # [3, 6]: the two layers the shapes recipe reads
 
 
 def phrase_states(encoder, labels: list[dict], family: str, seed: int):
     """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), and the phrase."""
     from ddpmkit.shapes.captions import _REL_RE, caption
-    tok = encoder._backend.tokenizer
-    hf = encoder._backend.model[0].auto_model
     rng = np.random.default_rng(seed)
     states, above, phrase = [], [], []
     for lab in labels:
         text = " ".join(caption(lab, rng, held_out=family == "held_out",
                                 paraphrase=family == "paraphrase").lower().split())
         match = _REL_RE.search(text)
-        batch = tok([text], return_tensors="pt", return_offsets_mapping=True)
-        spans = batch.pop("offset_mapping")[0].tolist()
+        hidden, _, spans = all_layers(encoder, text)
         inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
-        with torch.inference_mode():
-            hidden = torch.stack(hf(**batch, output_hidden_states=True).hidden_states)[:, 0]
         states.append(hidden[:, inside].mean(1).numpy())
         above.append(int(lab["relation"] == "above"))
         phrase.append(match.group(1))
@@ -68,15 +58,10 @@ def main() -> None:
                      "held_out_per_phrase": per_phrase})
         print(f"layers {layers}: held out {right.mean():.3f} " +
               " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
-    out = {"what": "linear-probe accuracy of above vs below from the relation phrase's mean hidden state in "
-                   "all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored on the "
-                   "held-out wordings of other scenes",
-           "scenes": {"fit": len(fit_scenes), "test": len(test_scenes)}, "rows": rows,
-           "commit": report.commit(), "command": "python benchmarks/relation_probe.py"}
-    path = ROOT / "benchmarks" / "results" / "relation_probe.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
-
+    save("relation_probe", "linear-probe accuracy of above vs below from the relation phrase's mean hidden state "
+                           "in all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored "
+                           "on the held-out wordings of other scenes",
+         {"fit": len(fit_scenes), "test": len(test_scenes)}, rows)
 
 if __name__ == "__main__":
     main()

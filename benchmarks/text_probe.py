@@ -26,19 +26,34 @@ LOW_SIDE = {"left of": True, "above": True, "right of": False, "below": False}  
 FAMILIES = ("train", "paraphrase", "held_out")
 
 
+def all_layers(encoder, text: str):
+    """Hidden states [layers+1, T, D] of one text at every layer of the encoder (0: embeddings), its tokens, and each
+    token's character span in ``text``."""
+    tok = encoder._backend.tokenizer
+    batch = tok([text], return_tensors="pt", return_offsets_mapping=True)
+    spans = batch.pop("offset_mapping")[0].tolist()
+    with torch.inference_mode():
+        hidden = encoder._backend.model[0].auto_model(**batch, output_hidden_states=True).hidden_states
+    return torch.stack(hidden)[:, 0], tok.convert_ids_to_tokens(batch["input_ids"][0]), spans
+
+
+def save(script: str, what: str, scenes: dict, rows: list[dict]) -> None:
+    """Write a probe's rows, with the commit and command, to benchmarks/results/SCRIPT.json."""
+    out = {"what": what, "scenes": scenes, "rows": rows, "commit": report.commit(),
+           "command": f"python benchmarks/{script}.py"}
+    path = ROOT / "benchmarks" / "results" / f"{script}.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
 def shape_states(encoder, labels: list[dict], family: str, seed: int):
     """Hidden states [N, layers+1, D] of each shape word, its side (1: left/top), and the caption's relation phrase."""
     from ddpmkit.shapes.captions import _REL_RE, caption
-    tok = encoder._backend.tokenizer
-    hf = encoder._backend.model[0].auto_model
     rng = np.random.default_rng(seed)
     states, side, phrase = [], [], []
     for lab in labels:
         text = caption(lab, rng, held_out=family == "held_out", paraphrase=family == "paraphrase")
-        batch = tok([text], return_tensors="pt")
-        words = tok.convert_ids_to_tokens(batch["input_ids"][0])
-        with torch.inference_mode():
-            hidden = torch.stack(hf(**batch, output_hidden_states=True).hidden_states)[:, 0]
+        hidden, words, _ = all_layers(encoder, text)
         shapes = [o["shape"] for o in lab["objects"]]
         for k, name in enumerate(shapes):
             where = [i for i, w in enumerate(words) if w == name]
@@ -76,13 +91,9 @@ def main() -> None:
                          "held_out_per_relation_phrase": per_phrase})
             print(f"{'+'.join(trained_on):17s} layer {layer}: " +
                   "  ".join(f"{f} {a:.3f}" for f, a in acc.items()), flush=True)
-    out = {"what": "linear-probe accuracy of a shape's side from its word's hidden state in all-MiniLM-L6-v2 "
-                   "(0 = embeddings, 6 = the output the encoder gives by default); scenes split half/half",
-           "scenes": {"fit": len(fit_scenes), "test": len(test_scenes)}, "rows": rows,
-           "commit": report.commit(), "command": "python benchmarks/text_probe.py"}
-    path = ROOT / "benchmarks" / "results" / "text_probe.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    save("text_probe", "linear-probe accuracy of a shape's side from its word's hidden state in all-MiniLM-L6-v2 "
+                       "(0 = embeddings, 6 = the output the encoder gives by default); scenes split half/half",
+         {"fit": len(fit_scenes), "test": len(test_scenes)}, rows)
 
 
 if __name__ == "__main__":
