@@ -137,6 +137,19 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
     assert sum(w[0] == "the" or bool(markers & set(w)) for w in extras) > 0.8 * len(extras)
 
 
+@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, HELD_OUT], ids=["train", "paraphrase", "held-out"])
+def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
+    # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
+    for relation, phrases in words["rel"].items():
+        for phrase in phrases:
+            for template in words["pair"]:
+                text = template.format(a="red circle", rel=phrase, b="blue square")
+                said = parse_caption(text)
+                assert said["relation"] == relation, text
+                assert [o["color"] for o in said["objects"]] == ["red", "blue"], text
+    assert all(len(PARAPHRASE["rel"][r]) == 6 for r in ("above", "below"))   # the README recipe's six wordings
+
+
 def test_a_caption_is_held_out_or_a_paraphrase_not_both():
     label, _ = ShapesDataset(seed=0).label(0)
     with pytest.raises(ValueError, match="not both"):
