@@ -23,7 +23,8 @@ from .scene import COLORS, POSITIONS, SHAPES
 # cross-attention, forward-pairs curriculum) with three wordings per vertical direction here missed the held-out
 # relation by 5.1, 0, 5.1, -0.6 and 9.5 points over seeds 0-4: the U-Net learned "below" and its two synonyms by
 # identity, and "under"/"beneath" fell back to "first-named goes up". Six wordings per vertical direction (the last
-# three of each below) brought seeds 2 and 4 to 0 and 0.6 (benchmarks/results/shapes_caption_ablation.jsonl).
+# three of each below) give 2.5, 0 and 0.6 on seeds 0, 2 and 4 (benchmarks/results/shapes_caption_ablation.jsonl,
+# shapes_text.json).
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
