@@ -55,7 +55,7 @@ VARIANT_ARGS=()
 for v in $VARIANTS; do
   case $v in
     readme) VARIANT_ARGS+=(--variant "readme:${EXTRA%,}") ;;
-    noise) VARIANT_ARGS+=(--variant "noise:${EXTRA}text_noise=0.3") ;;   # session 13's open question
+    noise) VARIANT_ARGS+=(--variant "noise:${EXTRA}text_noise=0.3") ;;   # an option, not the recipe (README)
     previous) VARIANT_ARGS+=(--variant "previous:${EXTRA}text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0") ;;
     l3) VARIANT_ARGS+=(--variant "l3:${EXTRA}text_encoder_layer=3") ;;
     *) VARIANT_ARGS+=(--variant "$v") ;;
