@@ -64,24 +64,42 @@ HELD_OUT = {
 # the words and phrases only HELD_OUT uses (tests check that no training caption contains one)
 HELD_OUT_ONLY = ("picture", "one", "image", "showing", "placed", "side", "near", "center", "on the left of",
                  "on the right of", "on top of", "over", "under", "beneath", "little", "big")
+# A second held-out set, written in session 15 after the six-wording recipe was fixed and before any model was scored
+# on it: HELD_OUT steered the recipe once (its misses led to the six wordings), so this one is the clean check. Colour
+# and shape words stay (they are the content), as in HELD_OUT; every other wording is new to training and to HELD_OUT.
+HELD_OUT_2 = {
+    "single": ("a sketch of a {obj} {where}", "a {obj} positioned {where}", "a rendering of a {obj} {where}"),
+    "pair": ("a sketch of a {a} {rel} a {b}", "here a {a} is {rel} a {b}", "a rendering of a {a} {rel} a {b}"),
+    "where": {"left": ("toward the left",), "right": ("toward the right",), "top": ("along the top",),
+              "bottom": ("along the bottom",), "centre": ("in the central area",)},
+    "rel": {"left of": ("to the west of",), "right of": ("to the east of",),
+            "above": ("atop", "sitting on"), "below": ("underneath", "supporting")},
+    "size": {"small": ("miniature",), "large": ("giant",)},
+}
+HELD_OUT_2_ONLY = ("sketch", "positioned", "rendering", "here", "toward", "along", "central", "area", "west", "east",
+                   "atop", "sitting", "underneath", "supporting", "miniature", "giant")
+HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2}   # held_out=True is set 1
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
 SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "dot": "circle",
                "square": "square", "squares": "square", "box": "square",
                "triangle": "triangle", "triangles": "triangle"}
-SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large", "huge": "large"}
+SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small",
+              "large": "large", "big": "large", "huge": "large", "giant": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
-                  "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre"}
+                  "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
+                  "central": "centre"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
     "further left than": "left of",
     "to the right of": "right of", "on the right of": "right of", "right of": "right of",
     "further right than": "right of",
+    "to the west of": "left of", "west of": "left of", "to the east of": "right of", "east of": "right of",
     "on top of": "above", "above": "above", "over": "above", "higher than": "above", "north of": "above",
-    "further up than": "above", "higher up than": "above",
+    "further up than": "above", "higher up than": "above", "atop": "above", "sitting on": "above",
     "underneath": "below", "beneath": "below", "below": "below", "under": "below", "lower than": "below",
-    "south of": "below", "further down than": "below", "lower down than": "below",
+    "south of": "below", "further down than": "below", "lower down than": "below", "supporting": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -95,13 +113,22 @@ def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator)
     return f"{size}{obj['color']} {obj['shape']}"
 
 
-def caption(label: dict, rng: np.random.Generator, held_out: bool = False, p_size: float = 0.5,
+def held_out_words(held_out: bool | int) -> dict | None:
+    """The evaluation-only wordings ``held_out`` selects: False/0 none (training), True/1 HELD_OUT, 2 HELD_OUT_2."""
+    if isinstance(held_out, bool) or held_out in HELD_OUT_SETS or held_out == 0:
+        return HELD_OUT_SETS.get(int(held_out))
+    raise ValueError(f"held_out must be False, True (set 1) or 2 (the second held-out set), not {held_out!r}")
+
+
+def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool = False) -> str:
-    """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or the evaluation-only HELD_OUT); sizes
-    are named with probability ``p_size`` (both objects or neither)."""
-    if held_out and paraphrase:
+    """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
+    ``held_out=True``, HELD_OUT_2 for ``held_out=2``); sizes are named with probability ``p_size`` (both objects or
+    neither)."""
+    held = held_out_words(held_out)
+    if held is not None and paraphrase:
         raise ValueError("a caption is either held out or a training paraphrase, not both")
-    words = HELD_OUT if held_out else PARAPHRASE if paraphrase else TRAIN
+    words = held if held is not None else PARAPHRASE if paraphrase else TRAIN
     objects, relation = label["objects"], label.get("relation")
     with_size = bool(rng.random() < p_size)
     if relation is None:
