@@ -1,6 +1,7 @@
 """How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
-run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
-held-out paraphrases (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
+run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on both
+held-out paraphrase sets (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
+Lines written before set 2 existed (session 15) lack ``held_out_2``; ``shapes_held_out.py`` scores finished runs.
 
     python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --out runs/seeds/results.jsonl \\
         --variant readme --variant "previous:text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0" \\
@@ -42,6 +43,21 @@ def parse_variant(spec: str) -> tuple[str, dict]:
     return name, fields
 
 
+# the caption wordings each run is scored on (key in the results line: ``held_out`` argument)
+WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2}
+
+
+def score(pipe, n: int, held_out: bool | int) -> dict:
+    """Colour / shape / position / relation accuracy (and relation per relation) of ``n`` held-out scenes at the default
+    guidance, prompted in the wording ``held_out`` selects."""
+    from ddpmkit.evaluate import shapes_prompt_accuracy
+    from ddpmkit.pipeline import DEFAULT_GUIDANCE
+
+    r = shapes_prompt_accuracy(pipe, n=n, guidance=DEFAULT_GUIDANCE, held_out=held_out)
+    return {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation")},
+            "per_relation": r["per_relation"]}
+
+
 def child(args) -> None:
     """One run: train, and score the EMA weights each time a checkpoint at an --evals step is written."""
     import copy
@@ -49,8 +65,7 @@ def child(args) -> None:
     import torch
 
     from ddpmkit.config import RunConfig, TrainConfig
-    from ddpmkit.evaluate import shapes_prompt_accuracy
-    from ddpmkit.pipeline import DEFAULT_GUIDANCE, Pipeline
+    from ddpmkit.pipeline import Pipeline
     from ddpmkit.train import Trainer
 
     from report import commit as checkout_commit   # benchmarks/ is on sys.path: this file runs as a script
@@ -70,10 +85,8 @@ def child(args) -> None:
         pipe._encoder = trainer.encoder.to(pipe.device)
         row = {"variant": name, "fields": fields, "seed": args.seed, "step": step, "commit": commit,
                "train_s": round(time.time() - t0, 1), "device": str(pipe.device)}
-        for key, held in (("train_phrasings", False), ("held_out", True)):
-            r = shapes_prompt_accuracy(pipe, n=args.n, guidance=DEFAULT_GUIDANCE, held_out=held)
-            row[key] = {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation")},
-                        "per_relation": r["per_relation"]}
+        for key, held in WORDINGS.items():
+            row[key] = score(pipe, args.n, held)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: row[k] for k in ("variant", "seed", "step", "train_s")}),

@@ -66,13 +66,14 @@ def test_the_rendered_ground_truth_scores_at_least_98_percent_everywhere():
     assert all(not v for v in pipe.lookup.values())   # every scene drawn exactly once
 
 
-def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words():
+@pytest.mark.parametrize("held_out", [True, 2])
+def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     train_prompts, train_labels = shapes_prompt_set(N)
-    held_prompts, held_labels = shapes_prompt_set(N, held_out=True)
+    held_prompts, held_labels = shapes_prompt_set(N, held_out=held_out)
     assert held_labels == train_labels
     assert sum(a != b for a, b in zip(train_prompts, held_prompts)) > 0.9 * N
-    res = shapes_prompt_accuracy(FakePipe(render, held_out=True), n=N, held_out=True)
-    assert res["held_out_phrasings"] and res["accuracy"] >= 0.98
+    res = shapes_prompt_accuracy(FakePipe(render, held_out=held_out), n=N, held_out=held_out)
+    assert res["held_out_phrasings"] == held_out and res["accuracy"] >= 0.98
 
 
 def test_the_evaluated_scenes_are_not_the_training_pool():
@@ -168,6 +169,10 @@ def test_prompt_accuracy_dispatches_on_the_dataset_and_refuses_unconditional_mod
     unconditional.is_text_model = False
     with pytest.raises(UserError, match="text"):
         shapes_prompt_accuracy(unconditional, n=5)
+    digits = FakePipe(render)
+    digits.config = SimpleNamespace(train=SimpleNamespace(dataset="mnist"))
+    with pytest.raises(UserError, match="MNIST has one set of held-out phrasings"):   # before drawing anything
+        prompt_accuracy(digits, n_per_digit=1, held_out=2)
 
 
 def test_cli_evaluates_a_tiny_shapes_text_run(tmp_path, capsys, monkeypatch):
@@ -190,6 +195,10 @@ def test_cli_evaluates_a_tiny_shapes_text_run(tmp_path, capsys, monkeypatch):
                  "--held-out-phrasings"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("shapes prompt accuracy") and "relation" in out[0], out
+    for flag, held_out in (("--held-out-phrasings", 1), ("--held-out-phrasings-2", 2)):
+        assert main(["evaluate", str(tmp_path / "run"), "--metric", "prompt-accuracy", "--n", "4", "--steps", "2",
+                     flag, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["held_out_phrasings"] == held_out
 
 
 def test_shapes_captions_and_pairs_shape_the_training_pool(monkeypatch):

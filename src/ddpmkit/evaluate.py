@@ -75,19 +75,23 @@ def is_shapes_run(pipe: Pipeline) -> bool:
     return pipe.config.train.dataset == "shapes"
 
 
-def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool = False, seed: int = 0, *,
+def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool | int = False, seed: int = 0, *,
                     n_scenes: int = 300, **kwargs) -> dict:
     """Share of generated digits that the shipped MNIST classifier reads as the prompted digit (overall and per
     digit). ``kwargs`` go to ``Pipeline.generate`` (guidance, steps, sampler, ...).
 
     A run trained on ``shapes`` is measured by ``shapes_prompt_accuracy`` instead, on ``n_scenes`` held-out scenes
-    (``n_per_digit`` is then unused); its result has ``"dataset": "shapes"``."""
+    (``n_per_digit`` is then unused); its result has ``"dataset": "shapes"``. ``held_out=2`` picks the shapes
+    scenes' second held-out set (``shapes.captions.HELD_OUT_2``); MNIST has one."""
     from .metrics import load_mnist_classifier
 
     if not pipe.is_text_model:
         raise UserError("prompt accuracy needs a text-conditioned model: train with --text-encoder")
     if is_shapes_run(pipe):
         return shapes_prompt_accuracy(pipe, n=n_scenes, seed=seed, held_out=held_out, **kwargs)
+    if held_out not in (False, True):
+        raise UserError(f"MNIST has one set of held-out phrasings (held_out=True), not {held_out!r}: the second "
+                        "held-out set is for shapes runs")
     prompts, digits = mnist_prompt_set(n_per_digit, held_out)
     images = generate_batched(pipe, prompts, len(prompts), seed=seed, **kwargs)
     with torch.no_grad():
