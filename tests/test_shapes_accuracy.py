@@ -9,7 +9,8 @@ import torch
 
 from ddpmkit.errors import UserError
 from ddpmkit.evaluate import prompt_accuracy, shapes_prompt_accuracy
-from ddpmkit.shapes import PALETTE, ShapesDataset, parse_caption, render, score
+from ddpmkit.shapes import HELD_OUT, PALETTE, ShapesDataset, parse_caption, render, score
+from ddpmkit.shapes.captions import HELD_OUT_2, relation_wording
 from ddpmkit.shapes.evaluate import EVAL_SEED, judge, prompt_target, shapes_prompt_set
 
 N = 200
@@ -74,6 +75,11 @@ def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     assert sum(a != b for a, b in zip(train_prompts, held_prompts)) > 0.9 * N
     res = shapes_prompt_accuracy(FakePipe(render, held_out=held_out), n=N, held_out=held_out)
     assert res["held_out_phrasings"] == held_out and res["accuracy"] >= 0.98
+    # relation accuracy per wording: every wording the prompts used, each read right on the true scenes
+    words = {1: HELD_OUT, 2: HELD_OUT_2}[held_out]["rel"]
+    used = {relation_wording(p) for p in held_prompts} - {None}
+    assert set(res["per_relation_wording"]) == used and used <= {w for ws in words.values() for w in ws}
+    assert len(used) >= 4 and all(v >= 0.9 for v in res["per_relation_wording"].values()), res["per_relation_wording"]
 
 
 def test_the_evaluated_scenes_are_not_the_training_pool():

@@ -160,6 +160,12 @@ def _parse_object(text: str, caption_text: str) -> dict:
     return obj
 
 
+def relation_wording(text: str) -> str | None:
+    """The relation phrase a caption uses ("to the left of", "beneath", ...), or None for a single-object caption."""
+    match = _REL_RE.search(" ".join(_words(text)))
+    return match.group(1) if match else None
+
+
 def parse_caption(text: str) -> dict:
     """Caption → ``{"objects": [...], "relation": ...}`` holding only the attributes the caption names."""
     if not isinstance(text, str):
