@@ -261,10 +261,10 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
               help="Sampler for generated images [default: as `ddpmkit sample`].")
 @click.option("--steps", type=int, default=None, callback=_positive, help="Sampler steps for generated images.")
 @click.option("--guidance", type=float, default=None, help="Guidance scale for text models [default: 3.0].")
-@click.option("--held-out-phrasings", "held_out", flag_value=1, default=0,
-              help="prompt-accuracy: prompt with paraphrases never trained on.")
-@click.option("--held-out-phrasings-2", "held_out", flag_value=2,
-              help="prompt-accuracy of a shapes run: prompt with the second held-out set (shapes.captions.HELD_OUT_2).")
+@click.option("--held-out-phrasings", is_flag=True, help="prompt-accuracy: prompt with paraphrases never trained on.")
+@click.option("--held-out-set", type=click.IntRange(1, 3), default=None,
+              help="prompt-accuracy of a shapes run: which set of paraphrases never trained on (1: the one "
+                   "--held-out-phrasings uses; 2, 3: shapes.captions.HELD_OUT_2, HELD_OUT_3, written later).")
 @click.option("--samples", type=click.Path(path_type=Path), default=None,
               help="Folder mode: a folder of generated images to compare with --reference (no RUN).")
 @click.option("--reference", default="mnist-test", show_default=True,
@@ -276,8 +276,8 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @DEVICE_OPTION
-def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out, samples, reference, feature,
-             inception_weights, seed, as_json, device) -> None:
+def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phrasings, held_out_set, samples, reference,
+             feature, inception_weights, seed, as_json, device) -> None:
     """Measure a run (default: the shipped model) as papers do: NLL in bits/dim (the full bound over all T terms
     plus the prior), FID/KID/precision-recall of samples, or prompt accuracy; or compare two folders of images."""
     from . import evaluate as ev
@@ -294,7 +294,7 @@ def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out, sam
     elif metric == "prompt-accuracy":
         # dispatches on the run's dataset: MNIST digits (classifier), or shapes scenes (detector)
         res = ev.prompt_accuracy(Pipeline.load(run, device=device), n_per_digit=n or 100, n_scenes=n or 300,
-                                 held_out=held_out, seed=seed, **gen_kwargs)
+                                 held_out=held_out_set or held_out_phrasings, seed=seed, **gen_kwargs)
     else:
         res = ev.sample_metrics(Pipeline.load(run, device=device), (metric,), n=n or 1000, seed=seed, feature=feature,
                                 inception_weights=weights, **gen_kwargs)

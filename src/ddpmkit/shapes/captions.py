@@ -78,15 +78,28 @@ HELD_OUT_2 = {
 }
 HELD_OUT_2_ONLY = ("sketch", "positioned", "rendering", "here", "toward", "along", "central", "area", "west", "east",
                    "atop", "sitting", "underneath", "supporting", "miniature", "giant")
-HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2}   # held_out=True is set 1
+# A third, written in session 15 after set 2's misses ("to the west of" drawn as below, "to the east of" as above) and
+# before any model was scored on it, to check a recipe that set 2 steers (benchmarks/results/shapes_held_out.jsonl).
+HELD_OUT_3 = {
+    "single": ("a diagram with a {obj} {where}", "look: a {obj} {where}", "an illustration of a {obj} {where}"),
+    "pair": ("a diagram with a {a} {rel} a {b}", "look: a {a} {rel} a {b}", "an illustration of a {a} {rel} a {b}"),
+    "where": {"left": ("at the far left",), "right": ("at the far right",), "top": ("at the very top",),
+              "bottom": ("at the very bottom",), "centre": ("in the exact centre",)},
+    "rel": {"left of": ("on the left hand side of",), "right of": ("on the right hand side of",),
+            "above": ("upon", "stacked on"), "below": ("at the foot of", "propping up")},
+    "size": {"small": ("mini",), "large": ("massive",)},
+}
+HELD_OUT_3_ONLY = ("diagram", "look", "illustration", "far", "very", "exact", "hand", "upon", "stacked", "foot",
+                   "propping", "mini", "massive")
+HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3}   # held_out=True is set 1
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
 SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "dot": "circle",
                "square": "square", "squares": "square", "box": "square",
                "triangle": "triangle", "triangles": "triangle"}
-SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small",
-              "large": "large", "big": "large", "huge": "large", "giant": "large"}
+SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small", "mini": "small",
+              "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
                   "central": "centre"}
@@ -96,10 +109,13 @@ RELATION_PHRASES = {   # longest first when matching
     "to the right of": "right of", "on the right of": "right of", "right of": "right of",
     "further right than": "right of",
     "to the west of": "left of", "west of": "left of", "to the east of": "right of", "east of": "right of",
+    "on the left hand side of": "left of", "on the right hand side of": "right of",
     "on top of": "above", "above": "above", "over": "above", "higher than": "above", "north of": "above",
     "further up than": "above", "higher up than": "above", "atop": "above", "sitting on": "above",
+    "upon": "above", "stacked on": "above",
     "underneath": "below", "beneath": "below", "below": "below", "under": "below", "lower than": "below",
     "south of": "below", "further down than": "below", "lower down than": "below", "supporting": "below",
+    "at the foot of": "below", "propping up": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -114,17 +130,18 @@ def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator)
 
 
 def held_out_words(held_out: bool | int) -> dict | None:
-    """The evaluation-only wordings ``held_out`` selects: False/0 none (training), True/1 HELD_OUT, 2 HELD_OUT_2."""
+    """The evaluation-only wordings ``held_out`` selects: False/0 none (training), True/1 HELD_OUT, 2 HELD_OUT_2,
+    3 HELD_OUT_3."""
     if isinstance(held_out, bool) or held_out in HELD_OUT_SETS or held_out == 0:
         return HELD_OUT_SETS.get(int(held_out))
-    raise ValueError(f"held_out must be False, True (set 1) or 2 (the second held-out set), not {held_out!r}")
+    raise ValueError(f"held_out must be False, True (set 1), 2 or 3 (the later held-out sets), not {held_out!r}")
 
 
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
-    ``held_out=True``, HELD_OUT_2 for ``held_out=2``); sizes are named with probability ``p_size`` (both objects or
-    neither)."""
+    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, HELD_OUT_3 for 3); sizes are named with probability ``p_size``
+    (both objects or neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:
         raise ValueError("a caption is either held out or a training paraphrase, not both")
