@@ -1,7 +1,7 @@
 """How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
 run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
-three held-out paraphrase sets (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
-Lines written before sets 2 and 3 existed (session 15) lack them; ``shapes_held_out.py`` scores finished runs.
+held-out paraphrase sets 1-4 (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
+Lines written before sets 2-4 existed (session 15) lack them; ``shapes_held_out.py`` scores finished runs.
 
     python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --out runs/seeds/results.jsonl \\
         --variant readme --variant "previous:text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0" \\
@@ -44,7 +44,7 @@ def parse_variant(spec: str) -> tuple[str, dict]:
 
 
 # the caption wordings each run is scored on (key in the results line: ``held_out`` argument)
-WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3}
+WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3, "held_out_4": 4}
 
 
 def score(pipe, n: int, held_out: bool | int) -> dict:

@@ -7,7 +7,8 @@ import torch
 
 from ddpmkit.shapes import (COLORS, HELD_OUT, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
                             caption, parse_caption)
-from ddpmkit.shapes.captions import HELD_OUT_2, HELD_OUT_2_ONLY, HELD_OUT_3, HELD_OUT_3_ONLY, HELD_OUT_ONLY
+from ddpmkit.shapes.captions import (HELD_OUT_2, HELD_OUT_2_ONLY, HELD_OUT_3, HELD_OUT_3_ONLY, HELD_OUT_4, HELD_OUT_4_ONLY,
+                                     HELD_OUT_ONLY)
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -81,7 +82,7 @@ def test_scenes_cover_the_vocabulary_and_pairs_never_touch():
 
 
 def test_captions_parse_back_to_the_scene_in_training_paraphrase_and_held_out_phrasings():
-    for held_out in (False, True, 2, 3):
+    for held_out in (False, True, 2, 3, 4):
         ds = ShapesDataset(seed=5, held_out=held_out)
         for i in range(300):
             label, _ = ds.label(i)
@@ -96,12 +97,14 @@ def test_captions_parse_back_to_the_scene_in_training_paraphrase_and_held_out_ph
 
 
 @pytest.mark.parametrize("held_out, words", [(1, TRAIN), (1, PARAPHRASE), (2, TRAIN), (2, PARAPHRASE), (2, HELD_OUT),
-                                             (3, TRAIN), (3, PARAPHRASE), (3, HELD_OUT), (3, HELD_OUT_2)],
+                                             (3, TRAIN), (3, PARAPHRASE), (3, HELD_OUT), (3, HELD_OUT_2),
+                                             (4, TRAIN), (4, PARAPHRASE), (4, HELD_OUT), (4, HELD_OUT_2), (4, HELD_OUT_3)],
                          ids=["1-train", "1-paraphrase", "2-train", "2-paraphrase", "2-held-out-1", "3-train",
-                              "3-paraphrase", "3-held-out-1", "3-held-out-2"])
+                              "3-paraphrase", "3-held-out-1", "3-held-out-2", "4-train", "4-paraphrase",
+                              "4-held-out-1", "4-held-out-2", "4-held-out-3"])
 def test_held_out_phrasings_never_appear_in_training_captions(held_out, words):
     # each later set is also new against the earlier ones: it checks a recipe that they helped to choose
-    held_words = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3}[held_out]
+    held_words = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4}[held_out]
     for table in ("single", "pair"):
         assert not set(held_words[table]) & set(words[table])
     for table in ("where", "rel", "size"):
@@ -113,8 +116,8 @@ def test_held_out_phrasings_never_appear_in_training_captions(held_out, words):
     assert len(train) > 500 and len(held) > 500 and not train & held
 
 
-@pytest.mark.parametrize("held_out, only", [(1, HELD_OUT_ONLY), (2, HELD_OUT_2_ONLY), (3, HELD_OUT_3_ONLY)],
-                         ids=["set-1", "set-2", "set-3"])
+@pytest.mark.parametrize("held_out, only", [(1, HELD_OUT_ONLY), (2, HELD_OUT_2_ONLY), (3, HELD_OUT_3_ONLY),
+                                           (4, HELD_OUT_4_ONLY)], ids=["set-1", "set-2", "set-3", "set-4"])
 def test_no_held_out_word_occurs_in_any_training_caption(held_out, only):
     ds = ShapesDataset(seed=3)
     train = [c for i in range(1000) for c in ds.captions(i, 3)]
@@ -146,8 +149,8 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
     assert sum(w[0] == "the" or bool(markers & set(w)) for w in extras) > 0.8 * len(extras)
 
 
-@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, HELD_OUT, HELD_OUT_2, HELD_OUT_3],
-                         ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3"])
+@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4],
+                         ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3", "held-out-4"])
 def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
     # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
     for relation, phrases in words["rel"].items():
@@ -162,11 +165,11 @@ def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(wo
 
 def test_a_caption_is_held_out_or_a_paraphrase_not_both():
     label, _ = ShapesDataset(seed=0).label(0)
-    for held_out in (True, 2, 3):
+    for held_out in (True, 2, 3, 4):
         with pytest.raises(ValueError, match="not both"):
             caption(label, np.random.default_rng(0), held_out=held_out, paraphrase=True)
-    with pytest.raises(ValueError, match="held_out must be False, True .*, 2 or 3"):
-        caption(label, np.random.default_rng(0), held_out=4)
+    with pytest.raises(ValueError, match="held_out must be False, True .*, 2, 3 or 4"):
+        caption(label, np.random.default_rng(0), held_out=5)
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])

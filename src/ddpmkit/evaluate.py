@@ -81,8 +81,8 @@ def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool | int
     digit). ``kwargs`` go to ``Pipeline.generate`` (guidance, steps, sampler, ...).
 
     A run trained on ``shapes`` is measured by ``shapes_prompt_accuracy`` instead, on ``n_scenes`` held-out scenes
-    (``n_per_digit`` is then unused); its result has ``"dataset": "shapes"``. ``held_out=2`` or ``3`` picks
-    a later held-out set of the shapes scenes (``shapes.captions.HELD_OUT_2``, ``HELD_OUT_3``); MNIST has one."""
+    (``n_per_digit`` is then unused); its result has ``"dataset": "shapes"``. ``held_out=2``, ``3`` or ``4``
+    picks a later held-out set of the shapes scenes (``shapes.captions.HELD_OUT_2`` ...); MNIST has one."""
     from .metrics import load_mnist_classifier
 
     if not pipe.is_text_model:
@@ -90,8 +90,8 @@ def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool | int
     if is_shapes_run(pipe):
         return shapes_prompt_accuracy(pipe, n=n_scenes, seed=seed, held_out=held_out, **kwargs)
     if held_out not in (False, True):
-        raise UserError(f"MNIST has one set of held-out phrasings (held_out=True), not {held_out!r}: held-out sets 2 "
-                        "and 3 are for shapes runs")
+        raise UserError(f"MNIST has one set of held-out phrasings (held_out=True), not {held_out!r}: held-out sets "
+                        "2-4 are for shapes runs")
     prompts, digits = mnist_prompt_set(n_per_digit, held_out)
     images = generate_batched(pipe, prompts, len(prompts), seed=seed, **kwargs)
     with torch.no_grad():
