@@ -31,6 +31,7 @@ def main() -> None:
     from ddpmkit.pipeline import Pipeline
 
     scorer = commit()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for run in args.runs:
         pipe = Pipeline.load(run)
         t0 = time.time()
@@ -39,7 +40,6 @@ def main() -> None:
         for key in args.wordings:
             row[key] = score(pipe, args.n, WORDINGS[key])
         row["score_s"] = round(time.time() - t0, 1)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: row[k] for k in ("run", "seed", "score_s")}),

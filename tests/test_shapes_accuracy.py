@@ -9,8 +9,8 @@ import torch
 
 from ddpmkit.errors import UserError
 from ddpmkit.evaluate import prompt_accuracy, shapes_prompt_accuracy
-from ddpmkit.shapes import HELD_OUT, PALETTE, ShapesDataset, parse_caption, render, score
-from ddpmkit.shapes.captions import HELD_OUT_2, HELD_OUT_3, HELD_OUT_4, relation_wording
+from ddpmkit.shapes import PALETTE, ShapesDataset, parse_caption, render, score
+from ddpmkit.shapes.captions import HELD_OUT_SETS, relation_wording
 from ddpmkit.shapes.evaluate import EVAL_SEED, judge, prompt_target, shapes_prompt_set
 
 N = 200
@@ -76,7 +76,7 @@ def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     res = shapes_prompt_accuracy(FakePipe(render, held_out=held_out), n=N, held_out=held_out)
     assert res["held_out_phrasings"] == held_out and res["accuracy"] >= 0.98
     # relation accuracy per wording: every wording the prompts used, each read right on the true scenes
-    words = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4}[held_out]["rel"]
+    words = HELD_OUT_SETS[held_out]["rel"]
     used = {relation_wording(p) for p in held_prompts} - {None}
     assert set(res["per_relation_wording"]) == used and used <= {w for ws in words.values() for w in ws}
     assert len(used) >= 4 and all(v >= 0.9 for v in res["per_relation_wording"].values()), res["per_relation_wording"]

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddpmkit.shapes import (COLORS, HELD_OUT, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
+from ddpmkit.shapes import (COLORS, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
                             caption, parse_caption)
-from ddpmkit.shapes.captions import (HELD_OUT_2, HELD_OUT_2_ONLY, HELD_OUT_3, HELD_OUT_3_ONLY, HELD_OUT_4, HELD_OUT_4_ONLY,
-                                     HELD_OUT_ONLY)
+from ddpmkit.shapes.captions import HELD_OUT_2_ONLY, HELD_OUT_3_ONLY, HELD_OUT_4_ONLY, HELD_OUT_ONLY, HELD_OUT_SETS
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -96,15 +95,17 @@ def test_captions_parse_back_to_the_scene_in_training_paraphrase_and_held_out_ph
                 assert "position" in parsed["objects"][0], caption
 
 
-@pytest.mark.parametrize("held_out, words", [(1, TRAIN), (1, PARAPHRASE), (2, TRAIN), (2, PARAPHRASE), (2, HELD_OUT),
-                                             (3, TRAIN), (3, PARAPHRASE), (3, HELD_OUT), (3, HELD_OUT_2),
-                                             (4, TRAIN), (4, PARAPHRASE), (4, HELD_OUT), (4, HELD_OUT_2), (4, HELD_OUT_3)],
-                         ids=["1-train", "1-paraphrase", "2-train", "2-paraphrase", "2-held-out-1", "3-train",
-                              "3-paraphrase", "3-held-out-1", "3-held-out-2", "4-train", "4-paraphrase",
-                              "4-held-out-1", "4-held-out-2", "4-held-out-3"])
+# every held-out set against the training wordings and against each earlier set: a later set checks a recipe that
+# the earlier ones helped to choose
+EARLIER = [(n, name, words) for n in HELD_OUT_SETS
+           for name, words in [("train", TRAIN), ("paraphrase", PARAPHRASE)]
+           + [(f"held-out-{k}", HELD_OUT_SETS[k]) for k in HELD_OUT_SETS if k < n]]
+
+
+@pytest.mark.parametrize("held_out, words", [(n, w) for n, _, w in EARLIER],
+                         ids=[f"{n}-{name}" for n, name, _ in EARLIER])
 def test_held_out_phrasings_never_appear_in_training_captions(held_out, words):
-    # each later set is also new against the earlier ones: it checks a recipe that they helped to choose
-    held_words = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4}[held_out]
+    held_words = HELD_OUT_SETS[held_out]
     for table in ("single", "pair"):
         assert not set(held_words[table]) & set(words[table])
     for table in ("where", "rel", "size"):
@@ -149,7 +150,7 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
     assert sum(w[0] == "the" or bool(markers & set(w)) for w in extras) > 0.8 * len(extras)
 
 
-@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, HELD_OUT, HELD_OUT_2, HELD_OUT_3, HELD_OUT_4],
+@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, *HELD_OUT_SETS.values()],
                          ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3", "held-out-4"])
 def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
     # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
