@@ -1,10 +1,10 @@
 """Score finished shapes text runs on the caption wordings of ``shapes_seeds.WORDINGS`` (training phrasings, held-out
-sets 1-4), at the default guidance on the same 300 held-out scenes; one JSON line per run.
+sets 1-5), at the default guidance on the same 300 held-out scenes; one JSON line per run.
 
     python benchmarks/shapes_held_out.py runs/shapes-words6 runs/s14/readme-s1 --wordings held_out_2 held_out_3 \
         --out benchmarks/results/shapes_held_out.jsonl
 
-Held-out sets 2-4 (``ddpmkit.shapes.captions.HELD_OUT_2`` ...) were written after the README recipe
+Held-out sets 2-5 (``ddpmkit.shapes.captions.HELD_OUT_2`` ...) were written after the README recipe
 was fixed, so scoring the runs that made the recipe on them is a check the recipe was never tuned against. Each
 run's EMA weights are scored as ``shapes_seeds.py`` scores them (the training phrasings reproduce its figures
 exactly), so a line here lines up with that run's line there.

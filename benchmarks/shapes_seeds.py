@@ -1,7 +1,8 @@
 """How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
 run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
-held-out paraphrase sets 1-4 (``ddpmkit.evaluate.shapes_prompt_accuracy``). One JSON line per (variant, seed, step).
-Lines written before sets 2-4 existed (session 15) lack them; ``shapes_held_out.py`` scores finished runs.
+held-out paraphrase sets 1-5 (``ddpmkit.evaluate.shapes_prompt_accuracy``; ``--wordings`` picks some, each costs about
+200 s per run on 2 cores). One JSON line per (variant, seed, step). Lines written before a set existed lack it;
+``shapes_held_out.py`` scores finished runs.
 
     python benchmarks/shapes_seeds.py --seeds 0 1 2 3 --out runs/seeds/results.jsonl \\
         --variant readme --variant "previous:text_encoder_layer=3,cross_attention='joint',shapes_forward_steps=0" \\
@@ -44,17 +45,19 @@ def parse_variant(spec: str) -> tuple[str, dict]:
 
 
 # the caption wordings each run is scored on (key in the results line: ``held_out`` argument)
-WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3, "held_out_4": 4}
+WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3, "held_out_4": 4,
+            "held_out_5": 5}
 
 
 def score(pipe, n: int, held_out: bool | int) -> dict:
-    """Colour / shape / position / relation accuracy, all named attributes (``all``), and relation per relation and per
-    relation wording, of ``n`` held-out scenes at the default guidance, prompted in the wording ``held_out`` selects."""
+    """Colour / shape / position / relation / size accuracy, all named attributes (``all``), and relation per relation
+    and per relation wording, of ``n`` held-out scenes at the default guidance, prompted in the wording ``held_out``
+    selects."""
     from ddpmkit.evaluate import shapes_prompt_accuracy
     from ddpmkit.pipeline import DEFAULT_GUIDANCE
 
     r = shapes_prompt_accuracy(pipe, n=n, guidance=DEFAULT_GUIDANCE, held_out=held_out)
-    return {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation")}, "all": r["accuracy"],
+    return {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation", "size")}, "all": r["accuracy"],
             "per_relation": r["per_relation"], "per_relation_wording": r["per_relation_wording"]}
 
 
@@ -85,12 +88,12 @@ def child(args) -> None:
         pipe._encoder = trainer.encoder.to(pipe.device)
         row = {"variant": name, "fields": fields, "seed": args.seed, "step": step, "commit": commit,
                "train_s": round(time.time() - t0, 1), "device": str(pipe.device)}
-        for key, held in WORDINGS.items():
-            row[key] = score(pipe, args.n, held)
+        for key in args.wordings:
+            row[key] = score(pipe, args.n, WORDINGS[key])
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: row[k] for k in ("variant", "seed", "step", "train_s")}),
-              {k: row[k]["relation"] for k in ("train_phrasings", "held_out")}, flush=True)
+              {k: row[k]["relation"] for k in args.wordings}, flush=True)
 
     trainer = Trainer(Path(args.run_root) / f"{name}-s{args.seed}", cfg, overwrite=True, progress=False,
                       on_save=on_save)
@@ -103,6 +106,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--evals", type=int, nargs="+", default=[2300], help="steps at which to score the EMA weights")
     ap.add_argument("--n", type=int, default=300, help="held-out scenes per score (about half are pairs)")
+    ap.add_argument("--wordings", nargs="+", choices=list(WORDINGS), default=list(WORDINGS),
+                    help="caption wordings to score each checkpoint on")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     ap.add_argument("--deadline", type=float, default=None, help="seconds: start no run after, stop all at")
@@ -120,7 +125,8 @@ def main() -> None:
         parse_variant(v)
     jobs = [(v, s) for s in args.seeds for v in variants]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    common = ["--evals", *map(str, args.evals), "--n", str(args.n), "--run-root", args.run_root, "--out", args.out]
+    common = ["--evals", *map(str, args.evals), "--n", str(args.n), "--wordings", *args.wordings,
+              "--run-root", args.run_root, "--out", args.out]
     t0, running = time.time(), []
     while jobs or running:
         running = [(p, j) for p, j in running if p.poll() is None]

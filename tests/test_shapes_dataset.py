@@ -7,7 +7,8 @@ import torch
 
 from ddpmkit.shapes import (COLORS, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
                             caption, parse_caption)
-from ddpmkit.shapes.captions import HELD_OUT_2_ONLY, HELD_OUT_3_ONLY, HELD_OUT_4_ONLY, HELD_OUT_ONLY, HELD_OUT_SETS
+from ddpmkit.shapes.captions import (HELD_OUT_2_ONLY, HELD_OUT_3_ONLY, HELD_OUT_4_ONLY, HELD_OUT_5_ONLY, HELD_OUT_ONLY,
+                                     HELD_OUT_SETS)
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -118,7 +119,8 @@ def test_held_out_phrasings_never_appear_in_training_captions(held_out, words):
 
 
 @pytest.mark.parametrize("held_out, only", [(1, HELD_OUT_ONLY), (2, HELD_OUT_2_ONLY), (3, HELD_OUT_3_ONLY),
-                                           (4, HELD_OUT_4_ONLY)], ids=["set-1", "set-2", "set-3", "set-4"])
+                                           (4, HELD_OUT_4_ONLY), (5, HELD_OUT_5_ONLY)],
+                         ids=["set-1", "set-2", "set-3", "set-4", "set-5"])
 def test_no_held_out_word_occurs_in_any_training_caption(held_out, only):
     ds = ShapesDataset(seed=3)
     train = [c for i in range(1000) for c in ds.captions(i, 3)]
@@ -151,7 +153,7 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
 
 
 @pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, *HELD_OUT_SETS.values()],
-                         ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3", "held-out-4"])
+                         ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3", "held-out-4", "held-out-5"])
 def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
     # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
     for relation, phrases in words["rel"].items():
@@ -166,11 +168,11 @@ def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(wo
 
 def test_a_caption_is_held_out_or_a_paraphrase_not_both():
     label, _ = ShapesDataset(seed=0).label(0)
-    for held_out in (True, 2, 3, 4):
+    for held_out in (True, 2, 3, 4, 5):
         with pytest.raises(ValueError, match="not both"):
             caption(label, np.random.default_rng(0), held_out=held_out, paraphrase=True)
-    with pytest.raises(ValueError, match="held_out must be False, True .*, 2, 3 or 4"):
-        caption(label, np.random.default_rng(0), held_out=5)
+    with pytest.raises(ValueError, match="held_out must be False, True .*, 2, 3, 4 or 5"):
+        caption(label, np.random.default_rng(0), held_out=6)
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])

@@ -91,7 +91,7 @@ def prompt_accuracy(pipe: Pipeline, n_per_digit: int = 100, held_out: bool | int
         return shapes_prompt_accuracy(pipe, n=n_scenes, seed=seed, held_out=held_out, **kwargs)
     if held_out not in (False, True):
         raise UserError(f"MNIST has one set of held-out phrasings (held_out=True), not {held_out!r}: held-out sets "
-                        "2-4 are for shapes runs")
+                        "2 and later are for shapes runs")
     prompts, digits = mnist_prompt_set(n_per_digit, held_out)
     images = generate_batched(pipe, prompts, len(prompts), seed=seed, **kwargs)
     with torch.no_grad():

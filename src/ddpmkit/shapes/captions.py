@@ -106,7 +106,21 @@ HELD_OUT_4 = {
 }
 HELD_OUT_4_ONLY = ("graphic", "appears", "we", "see", "that", "border", "dead", "off", "balanced", "riding", "holding",
                    "carrying", "teeny", "jumbo")
-HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4}   # held_out=True is set 1
+# A fifth, written in session 16 together with a candidate vocabulary that sets 2-4's misses steer (relation verbs,
+# compass words on both axes, more size words; branch exp-v2) and committed before any model was scored on it.
+HELD_OUT_5 = {
+    "single": ("a photo of a {obj} {where}", "a {obj} is shown {where}", "you can see a {obj} {where}"),
+    "pair": ("a photo of a {a} {rel} a {b}", "you can see a {a} {rel} a {b}", "in this photo a {a} is {rel} a {b}"),
+    "where": {"left": ("hugging the left edge",), "right": ("hugging the right edge",),
+              "top": ("hugging the top edge",), "bottom": ("hugging the bottom edge",),
+              "centre": ("smack in the middle",)},
+    "rel": {"left of": ("at the left of", "farther left than"), "right of": ("at the right of", "farther right than"),
+            "above": ("mounted on", "floating above"), "below": ("shouldering", "at the base of")},
+    "size": {"small": ("petite",), "large": ("oversized",)},
+}
+HELD_OUT_5_ONLY = ("photo", "shown", "you", "can", "hugging", "smack", "at the left of", "at the right of", "farther",
+                   "mounted", "floating", "shouldering", "base", "petite", "oversized")
+HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5}   # held_out=True is set 1
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
@@ -115,7 +129,7 @@ SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk"
                "triangle": "triangle", "triangles": "triangle"}
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small", "mini": "small",
               "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large",
-              "teeny": "small", "jumbo": "large"}
+              "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
                   "central": "centre"}
@@ -133,6 +147,9 @@ RELATION_PHRASES = {   # longest first when matching
     "underneath": "below", "beneath": "below", "below": "below", "under": "below", "lower than": "below",
     "south of": "below", "further down than": "below", "lower down than": "below", "supporting": "below",
     "at the foot of": "below", "propping up": "below", "holding up": "below", "carrying": "below",
+    "at the left of": "left of", "at the right of": "right of", "farther left than": "left of",
+    "farther right than": "right of", "mounted on": "above", "floating above": "above", "shouldering": "below",
+    "at the base of": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -148,16 +165,16 @@ def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator)
 
 def held_out_words(held_out: bool | int) -> dict | None:
     """The evaluation-only wordings ``held_out`` selects: False/0 none (training), True/1 HELD_OUT, 2 HELD_OUT_2,
-    3 HELD_OUT_3, 4 HELD_OUT_4."""
+    3 HELD_OUT_3, 4 HELD_OUT_4, 5 HELD_OUT_5."""
     if isinstance(held_out, bool) or held_out in HELD_OUT_SETS or held_out == 0:
         return HELD_OUT_SETS.get(int(held_out))
-    raise ValueError(f"held_out must be False, True (set 1), 2, 3 or 4 (the later held-out sets), not {held_out!r}")
+    raise ValueError(f"held_out must be False, True (set 1), 2, 3, 4 or 5 (the later held-out sets), not {held_out!r}")
 
 
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
-    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, HELD_OUT_3 for 3, HELD_OUT_4 for 4); sizes are named with
+    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_5 for 5); sizes are named with
     probability ``p_size`` (both objects or neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:

@@ -23,7 +23,7 @@ class ShapesDataset:
                  p_pair: float = 0.5,          # share of two-object scenes
                  p_reversed: float = 0.5,      # share of those named right / lower object first ("right of", "below")
                  p_size: float = 0.5,          # share of captions naming the sizes
-                 held_out: bool | int = False):  # True (or 1) to 4: captions in that held-out set (evaluation only)
+                 held_out: bool | int = False):  # True (or 1) to 5: captions in that held-out set (evaluation only)
         if image_format not in ("float", "uint8"):
             raise ValueError(f"image_format must be 'float' or 'uint8', not {image_format!r}")
         if length is not None and length < 0:

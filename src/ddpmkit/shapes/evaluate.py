@@ -23,8 +23,8 @@ ATTRIBUTES = ("color", "shape", "size", "position", "relation", "count")
 def shapes_prompt_set(n: int, held_out: bool | int = False,
                       scene_seed: int = EVAL_SEED) -> tuple[list[str], list[dict]]:
     """The first ``n`` scenes of the held-out stream: (captions, scene labels). About half are two-object scenes, as in
-    training. The labels do not depend on ``held_out`` (False: training phrasings; True or 1: held-out set 1; 2-4:
-    sets 2-4, ``captions.HELD_OUT_2`` ...); only the wording of the captions does."""
+    training. The labels do not depend on ``held_out`` (False: training phrasings; True or 1: held-out set 1; 2-5:
+    sets 2-5, ``captions.HELD_OUT_2`` ...); only the wording of the captions does."""
     if scene_seed == TRAIN_SEED:
         raise UserError(f"scene seed {TRAIN_SEED} is the training pool's: evaluate on another, e.g. {EVAL_SEED}")
     ds = ShapesDataset(seed=scene_seed, held_out=held_out)
@@ -74,7 +74,7 @@ def shapes_prompt_accuracy(pipe, n: int = DEFAULT_N, seed: int = 0, held_out: bo
     """Share of generated shape scenes that the detector (``shapes.detect``) finds true to their prompt.
 
     ``n`` held-out scenes are captioned (training phrasings, or the paraphrases never trained on: set 1 with
-    ``held_out=True``, set 2, 3 or 4 with ``held_out=2``, ``3``, ``4``), one image is drawn per caption
+    ``held_out=True``, set 2 to 5 with ``held_out=2`` ... ``5``), one image is drawn per caption
     (``generate_batched``: batch b uses seed ``seed + b``; ``gen_kwargs`` go to ``Pipeline.generate``: guidance,
     steps, sampler, ...), and each image is judged against its scene's label.
 
