@@ -8,6 +8,7 @@ below", …). Score it on held-out scenes captioned in the evaluation-only wordi
 "under" learned the training words by identity rather than by where their states lie.
 
     python benchmarks/relation_probe.py      # ~30 s on 2 cores; writes benchmarks/results/relation_probe.json
+    python benchmarks/relation_probe.py --sets 1 2 3 4 5 --name relation_probe_sets   # every held-out set's words
 
 The committed results were made at 0d94f89, with three training wordings per vertical direction (98-100% at every
 layer). With today's six, rerun in session 14, the middle layers read "beneath"/"under" worse (layers 2-4: 0-0.96)
@@ -30,8 +31,8 @@ def phrase_states(encoder, labels: list[dict], family: str, seed: int):
     rng = np.random.default_rng(seed)
     states, above, phrase = [], [], []
     for lab in labels:
-        text = " ".join(caption(lab, rng, held_out=family == "held_out",
-                                paraphrase=family == "paraphrase").lower().split())
+        held = family if isinstance(family, int) else False   # an int: that held-out set
+        text = " ".join(caption(lab, rng, held_out=held, paraphrase=family == "paraphrase").lower().split())
         match = _REL_RE.search(text)
         hidden, _, spans = all_layers(encoder, text)
         inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
@@ -42,7 +43,16 @@ def phrase_states(encoder, labels: list[dict], family: str, seed: int):
 
 
 def main() -> None:
+    import argparse
+
     from sklearn.linear_model import LogisticRegression
+
+    from ddpmkit.shapes.captions import HELD_OUT_SETS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
+                    help="held-out sets whose vertical wordings the probe is scored on")
+    ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
+    args = ap.parse_args()
 
     from ddpmkit.shapes import ShapesDataset
     from ddpmkit.text import TextEncoder
@@ -52,7 +62,8 @@ def main() -> None:
     fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
     fit = [phrase_states(encoder, fit_scenes, family, seed) for family, seed in (("train", 0), ("paraphrase", 1))]
     x_fit, y_fit = np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit])
-    x_test, y_test, p_test = phrase_states(encoder, test_scenes, "held_out", 7)
+    tests = [phrase_states(encoder, test_scenes, n, 7) for n in args.sets]
+    x_test, y_test, p_test = (np.concatenate([t[k] for t in tests]) for k in range(3))
     rows = []
     for layers in LAYER_SETS:
         flat = lambda x: x[:, layers].reshape(len(x), -1)   # noqa: E731
@@ -62,10 +73,10 @@ def main() -> None:
                      "held_out_per_phrase": per_phrase})
         print(f"layers {layers}: held out {right.mean():.3f} " +
               " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
-    save("relation_probe", "linear-probe accuracy of above vs below from the relation phrase's mean hidden state "
+    save(args.name, "linear-probe accuracy of above vs below from the relation phrase's mean hidden state "
                            "in all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored "
                            "on the held-out wordings of other scenes",
-         {"fit": len(fit_scenes), "test": len(test_scenes)}, rows)
+         {"fit": len(fit_scenes), "test": len(test_scenes), "held_out_sets": args.sets}, rows)
 
 
 if __name__ == "__main__":

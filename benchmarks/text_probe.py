@@ -14,6 +14,7 @@ Needs scikit-learn (pip install -e '.[bench]').
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,8 @@ def all_layers(encoder, text: str):
 
 def save(script: str, what: str, scenes: dict, rows: list[dict]) -> None:
     """Write a probe's rows, with the commit and command, to benchmarks/results/SCRIPT.json."""
-    out = {"what": what, "scenes": scenes, "rows": rows, "commit": report.commit(),
-           "command": f"python benchmarks/{script}.py"}
+    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])   # as it was run
+    out = {"what": what, "scenes": scenes, "rows": rows, "commit": report.commit(), "command": command}
     path = ROOT / "benchmarks" / "results" / f"{script}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
