@@ -26,7 +26,9 @@ from .scene import COLORS, POSITIONS, SHAPES
 # three of each below) give 2.5, 0, 0 and 0.6 on seeds 0, 1, 2 and 4 (benchmarks/results/shapes_caption_ablation.jsonl,
 # shapes_text.json); seed 3 fell into the relation coin flip (48.7%). On HELD_OUT_2, written after, relation is
 # 16.5-31.6% on all five ("to the west/east of" drawn on the vertical axis): the six wordings taught set 1's words,
-# not relation words in general (benchmarks/results/shapes_held_out.jsonl).
+# not relation words in general (benchmarks/results/shapes_held_out.jsonl). A wider vocabulary with relation verbs
+# (branch exp-v2; ablation lines 48-51) lifted HELD_OUT_5's relation on two of three good seeds but left gaps of
+# 13-24 points, so it did not replace this one.
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
