@@ -7,8 +7,7 @@ import torch
 
 from ddpmkit.shapes import (COLORS, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
                             caption, parse_caption)
-from ddpmkit.shapes.captions import (HELD_OUT_2_ONLY, HELD_OUT_3_ONLY, HELD_OUT_4_ONLY, HELD_OUT_5_ONLY, HELD_OUT_ONLY,
-                                     HELD_OUT_SETS)
+from ddpmkit.shapes.captions import HELD_OUT_ONLY_WORDS, HELD_OUT_SETS
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -118,9 +117,12 @@ def test_held_out_phrasings_never_appear_in_training_captions(held_out, words):
     assert len(train) > 500 and len(held) > 500 and not train & held
 
 
-@pytest.mark.parametrize("held_out, only", [(1, HELD_OUT_ONLY), (2, HELD_OUT_2_ONLY), (3, HELD_OUT_3_ONLY),
-                                           (4, HELD_OUT_4_ONLY), (5, HELD_OUT_5_ONLY)],
-                         ids=["set-1", "set-2", "set-3", "set-4", "set-5"])
+def test_every_held_out_set_lists_its_unseen_words():
+    assert set(HELD_OUT_ONLY_WORDS) == set(HELD_OUT_SETS)   # a new set cannot skip the check below
+
+
+@pytest.mark.parametrize("held_out, only", list(HELD_OUT_ONLY_WORDS.items()),
+                         ids=[f"set-{n}" for n in HELD_OUT_ONLY_WORDS])
 def test_no_held_out_word_occurs_in_any_training_caption(held_out, only):
     ds = ShapesDataset(seed=3)
     train = [c for i in range(1000) for c in ds.captions(i, 3)]
@@ -153,7 +155,7 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
 
 
 @pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, *HELD_OUT_SETS.values()],
-                         ids=["train", "paraphrase", "held-out", "held-out-2", "held-out-3", "held-out-4", "held-out-5"])
+                         ids=["train", "paraphrase", *[f"held-out-{n}" for n in HELD_OUT_SETS]])
 def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
     # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
     for relation, phrases in words["rel"].items():

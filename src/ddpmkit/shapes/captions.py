@@ -123,6 +123,7 @@ HELD_OUT_5 = {
 HELD_OUT_5_ONLY = ("photo", "shown", "you", "can", "hugging", "smack", "at the left of", "at the right of", "farther",
                    "mounted", "floating", "shouldering", "base", "petite", "oversized")
 HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5}   # held_out=True is set 1
+HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY}
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
