@@ -1,6 +1,6 @@
 """How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
 run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
-held-out paraphrase sets 1-5 (``ddpmkit.evaluate.shapes_prompt_accuracy``; ``--wordings`` picks some, each costs about
+held-out paraphrase sets 1-6 (``ddpmkit.evaluate.shapes_prompt_accuracy``; ``--wordings`` picks some, each costs about
 200 s per run on 2 cores). One JSON line per (variant, seed, step). Lines written before a set existed lack it;
 ``shapes_held_out.py`` scores finished runs.
 
@@ -46,7 +46,7 @@ def parse_variant(spec: str) -> tuple[str, dict]:
 
 # the caption wordings each run is scored on (key in the results line: ``held_out`` argument)
 WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3, "held_out_4": 4,
-            "held_out_5": 5}
+            "held_out_5": 5, "held_out_6": 6}
 
 
 def score(pipe, n: int, held_out: bool | int) -> dict:

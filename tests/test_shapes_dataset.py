@@ -170,11 +170,11 @@ def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(wo
 
 def test_a_caption_is_held_out_or_a_paraphrase_not_both():
     label, _ = ShapesDataset(seed=0).label(0)
-    for held_out in (True, 2, 3, 4, 5):
+    for held_out in (True, *sorted(HELD_OUT_SETS)[1:]):
         with pytest.raises(ValueError, match="not both"):
             caption(label, np.random.default_rng(0), held_out=held_out, paraphrase=True)
-    with pytest.raises(ValueError, match="held_out must be False, True .*, 2, 3, 4 or 5"):
-        caption(label, np.random.default_rng(0), held_out=6)
+    with pytest.raises(ValueError, match="held_out must be False, True .* or one of 2, 3, 4, 5, 6"):
+        caption(label, np.random.default_rng(0), held_out=max(HELD_OUT_SETS) + 1)
 
 
 @pytest.mark.parametrize("bad", ["a red thing", "a circle on the left", "a red circle on the left at the top", 5])

@@ -122,8 +122,23 @@ HELD_OUT_5 = {
 }
 HELD_OUT_5_ONLY = ("photo", "shown", "you", "can", "hugging", "smack", "at the left of", "at the right of", "farther",
                    "mounted", "floating", "shouldering", "base", "petite", "oversized")
-HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5}   # held_out=True is set 1
-HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY}
+# A sixth, written in session 17 before that session's runs (vocabulary v2 with the embeddings and conditioning noise)
+# were scored: set 5 became the development set those runs are chosen on, so this one is the test.
+HELD_OUT_6 = {
+    "single": ("an artwork of a {obj} {where}", "notice the {obj} {where}", "a frame with a {obj} {where}"),
+    "pair": ("an artwork of a {a} {rel} a {b}", "notice the {a} {rel} the {b}", "observe a {a} {rel} a {b}"),
+    "where": {"left": ("in the left half",), "right": ("in the right half",), "top": ("in the top half",),
+              "bottom": ("in the bottom half",), "centre": ("at the midpoint",)},
+    "rel": {"left of": ("just left of",), "right of": ("just right of",),
+            "above": ("hovering above", "topping"), "below": ("underpinning", "at the underside of")},
+    "size": {"small": ("wee",), "large": ("colossal",)},
+}
+HELD_OUT_6_ONLY = ("artwork", "notice", "frame", "observe", "half", "midpoint", "just", "hovering", "topping",
+                   "underpinning", "underside", "wee", "colossal")
+HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5,   # held_out=True is set 1
+                 6: HELD_OUT_6}
+HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY,
+                       6: HELD_OUT_6_ONLY}
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
@@ -132,10 +147,11 @@ SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk"
                "triangle": "triangle", "triangles": "triangle"}
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small", "mini": "small",
               "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large",
-              "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large"}
+              "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large", "wee": "small",
+              "colossal": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
-                  "central": "centre"}
+                  "central": "centre", "midpoint": "centre"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
     "further left than": "left of",
@@ -153,6 +169,8 @@ RELATION_PHRASES = {   # longest first when matching
     "at the left of": "left of", "at the right of": "right of", "farther left than": "left of",
     "farther right than": "right of", "mounted on": "above", "floating above": "above", "shouldering": "below",
     "at the base of": "below",
+    "just left of": "left of", "just right of": "right of", "hovering above": "above", "topping": "above",
+    "underpinning": "below", "at the underside of": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -168,16 +186,17 @@ def _describe(obj: dict, words: dict, with_size: bool, rng: np.random.Generator)
 
 def held_out_words(held_out: bool | int) -> dict | None:
     """The evaluation-only wordings ``held_out`` selects: False/0 none (training), True/1 HELD_OUT, 2 HELD_OUT_2,
-    3 HELD_OUT_3, 4 HELD_OUT_4, 5 HELD_OUT_5."""
+    3 HELD_OUT_3, ... (every key of HELD_OUT_SETS)."""
     if isinstance(held_out, bool) or held_out in HELD_OUT_SETS or held_out == 0:
         return HELD_OUT_SETS.get(int(held_out))
-    raise ValueError(f"held_out must be False, True (set 1), 2, 3, 4 or 5 (the later held-out sets), not {held_out!r}")
+    later = ", ".join(str(k) for k in sorted(HELD_OUT_SETS) if k > 1)
+    raise ValueError(f"held_out must be False, True (set 1) or one of {later} (the later held-out sets), not {held_out!r}")
 
 
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
-    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_5 for 5); sizes are named with
+    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_6 for 6); sizes are named with
     probability ``p_size`` (both objects or neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:
