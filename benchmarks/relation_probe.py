@@ -18,9 +18,18 @@ Over every held-out set (session 16, ``--sets 1 2 3 4 5``): fitted on the README
 wider vocabulary v2 (branch exp-v2, relation verbs included), layer 3 reads 95.3% of all held-out vertical phrases
 and the embeddings 100% (results/relation_probe_sets.json, relation_probe_sets_v2.json).
 
+``--attribute size`` probes small vs large from the first object's size word instead (session 17, ``--sets 1 2 3 4 5
+6 --name size_probe_sets``): fitted on the README recipe's "small"/"tiny" vs "large"/"huge", layers 3+6 read every
+held-out size word at 90-100% ("wee" and "colossal" 100%) while the U-Net draws set 6's sizes no better than by
+ignoring the word: for size too, the frozen states carry the meaning and the U-Net does not read it.
+
+    python benchmarks/relation_probe.py --attribute size --sets 1 2 3 4 5 6 --name size_probe_sets
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -29,21 +38,25 @@ from text_probe import all_layers, save  # noqa: E402  (benchmarks/ is on sys.pa
 LAYER_SETS = ([0], [1], [2], [3], [4], [5], [6], [3, 6])   # [3, 6]: the two layers the shapes recipe reads
 
 
-def phrase_states(encoder, labels: list[dict], family: str, seed: int):
-    """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), and the phrase."""
-    from ddpmkit.shapes.captions import _REL_RE, caption
+def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute: str = "relation"):
+    """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), and the phrase;
+    with ``attribute="size"``, of the first object's size word (every caption names sizes), small (1) / large (0)."""
+    from ddpmkit.shapes.captions import _REL_RE, SIZE_WORDS, caption
+    size_re = re.compile(r"\b(" + "|".join(sorted(SIZE_WORDS, key=len, reverse=True)) + r")\b")
     rng = np.random.default_rng(seed)
-    states, above, phrase = [], [], []
+    states, target, phrase = [], [], []
     for lab in labels:
         held = family if isinstance(family, int) else False   # an int: that held-out set
-        text = " ".join(caption(lab, rng, held_out=held, paraphrase=family == "paraphrase").lower().split())
-        match = _REL_RE.search(text)
+        text = " ".join(caption(lab, rng, held_out=held, paraphrase=family == "paraphrase",
+                                p_size=1.0 if attribute == "size" else 0.5).lower().split())
+        match = (size_re if attribute == "size" else _REL_RE).search(text)
         hidden, _, spans = all_layers(encoder, text)
         inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
         states.append(hidden[:, inside].mean(1).numpy())
-        above.append(int(lab["relation"] == "above"))
+        target.append(int(lab["objects"][0]["size"] == "small") if attribute == "size"
+                      else int(lab["relation"] == "above"))
         phrase.append(match.group(1))
-    return np.stack(states), np.array(above), np.array(phrase)
+    return np.stack(states), np.array(target), np.array(phrase)
 
 
 def main() -> None:
@@ -56,17 +69,21 @@ def main() -> None:
     ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
                     help="held-out sets whose vertical wordings the probe is scored on")
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
+    ap.add_argument("--attribute", choices=["relation", "size"], default="relation",
+                    help="relation: above vs below from the relation phrase; size: small vs large from the size word")
     args = ap.parse_args()
 
     from ddpmkit.shapes import ShapesDataset
     from ddpmkit.text import TextEncoder
     encoder = TextEncoder()
     data = ShapesDataset(seed=3, image_format="uint8", p_pair=1.0)
-    pairs = [lab for lab in (data[i][2] for i in range(1500)) if lab.get("relation") in ("above", "below")]
+    labels = [data[i][2] for i in range(1500)]
+    pairs = labels if args.attribute == "size" else [lab for lab in labels if lab.get("relation") in ("above", "below")]
     fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
-    fit = [phrase_states(encoder, fit_scenes, family, seed) for family, seed in (("train", 0), ("paraphrase", 1))]
+    fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute)
+           for family, seed in (("train", 0), ("paraphrase", 1))]
     x_fit, y_fit = np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit])
-    tests = [phrase_states(encoder, test_scenes, n, 7) for n in args.sets]
+    tests = [phrase_states(encoder, test_scenes, n, 7, args.attribute) for n in args.sets]
     x_test, y_test, p_test = (np.concatenate([t[k] for t in tests]) for k in range(3))
     rows = []
     for layers in LAYER_SETS:
@@ -77,7 +94,9 @@ def main() -> None:
                      "held_out_per_phrase": per_phrase})
         print(f"layers {layers}: held out {right.mean():.3f} " +
               " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
-    save(args.name, "linear-probe accuracy of above vs below from the relation phrase's mean hidden state "
+    what = ("above vs below from the relation phrase's" if args.attribute == "relation"
+            else "small vs large from the first object's size word's")
+    save(args.name, f"linear-probe accuracy of {what} mean hidden state "
                            "in all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored "
                            "on the held-out wordings of other scenes",
          {"fit": len(fit_scenes), "test": len(test_scenes), "held_out_sets": args.sets}, rows)
