@@ -67,7 +67,7 @@ def main() -> None:
     from ddpmkit.shapes.captions import HELD_OUT_SETS
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
-                    help="held-out sets whose vertical wordings the probe is scored on")
+                    help="held-out sets whose vertical wordings (or size words) the probe is scored on")
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--attribute", choices=["relation", "size"], default="relation",
                     help="relation: above vs below from the relation phrase; size: small vs large from the size word")

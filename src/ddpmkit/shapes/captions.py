@@ -29,7 +29,7 @@ from .scene import COLORS, POSITIONS, SHAPES
 # not relation words in general (benchmarks/results/shapes_held_out.jsonl). A wider vocabulary with relation verbs
 # (branch exp-v2; ablation lines 48-51) lifted HELD_OUT_5's relation on two of three good seeds but left gaps of
 # 13-24 points, so it did not replace this one. On HELD_OUT_6 (session 17) the good seeds' relation gaps are 0-1.9:
-# its vertical words sit near read ones ("above", the word piece "under"); unseen size words read at chance.
+# its vertical words sit near read ones ("above", the word piece "under"); unseen size words are not read at all.
 TRAIN = {
     "single": ("a {obj} {where}", "{obj} {where}", "there is a {obj} {where}"),
     "pair": ("a {a} {rel} a {b}", "{a} {rel} {b}"),
