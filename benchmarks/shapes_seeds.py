@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from ddpmkit.shapes.captions import HELD_OUT_SETS
+
 RECIPE = {"dataset": "shapes", "text_encoder": "all-MiniLM-L6-v2", "text_encoder_layer": [3, 6], "shapes_captions": 3,
           "shapes_pairs": 0.6, "cross_attention": "separate", "shapes_forward_steps": 1000,
           "steps": 2300}   # the README's `ddpmkit train --dataset shapes ...` command
@@ -45,8 +47,8 @@ def parse_variant(spec: str) -> tuple[str, dict]:
 
 
 # the caption wordings each run is scored on (key in the results line: ``held_out`` argument)
-WORDINGS = {"train_phrasings": False, "held_out": True, "held_out_2": 2, "held_out_3": 3, "held_out_4": 4,
-            "held_out_5": 5, "held_out_6": 6}
+# (derived from HELD_OUT_SETS, so a new held-out set can be scored without editing this table)
+WORDINGS = {"train_phrasings": False, "held_out": True, **{f"held_out_{k}": k for k in sorted(HELD_OUT_SETS) if k > 1}}
 
 
 def score(pipe, n: int, held_out: bool | int) -> dict:
