@@ -136,10 +136,24 @@ HELD_OUT_6 = {
 }
 HELD_OUT_6_ONLY = ("artwork", "notice", "frame", "observe", "half", "midpoint", "just", "hovering", "topping",
                    "underpinning", "underside", "wee", "colossal")
+# A seventh, written in session 18 before any change of that session was tried: sets 1-6 all steered a choice, so this
+# is the test of whatever session 18 adds. As sets 2-5 and unlike set 6, its relation verbs carry the direction only in
+# what they mean for two objects ("cradling", "crowning"), and it has two size words per size.
+HELD_OUT_7 = {
+    "single": ("a snapshot of a {obj} {where}", "i drew a {obj} {where}", "this shows a {obj} {where}"),
+    "pair": ("a snapshot of a {a} {rel} a {b}", "i drew a {a} {rel} a {b}", "this shows a {a} {rel} a {b}"),
+    "where": {"left": ("at the left margin",), "right": ("at the right margin",), "top": ("at the top margin",),
+              "bottom": ("at the bottom margin",), "centre": ("at the heart of the canvas",)},
+    "rel": {"left of": ("on the left flank of",), "right of": ("on the right flank of",),
+            "above": ("crowning", "capping"), "below": ("cradling", "buttressing")},
+    "size": {"small": ("microscopic", "slight"), "large": ("hefty", "mammoth")},
+}
+HELD_OUT_7_ONLY = ("snapshot", "i", "drew", "shows", "margin", "heart", "canvas", "flank", "crowning",
+                   "capping", "cradling", "buttressing", "microscopic", "slight", "hefty", "mammoth")
 HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5,   # held_out=True is set 1
-                 6: HELD_OUT_6}
+                 6: HELD_OUT_6, 7: HELD_OUT_7}
 HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY,
-                       6: HELD_OUT_6_ONLY}
+                       6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY}
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
@@ -149,10 +163,10 @@ SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk"
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small", "mini": "small",
               "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large",
               "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large", "wee": "small",
-              "colossal": "large"}
+              "colossal": "large", "microscopic": "small", "slight": "small", "hefty": "large", "mammoth": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
-                  "central": "centre", "midpoint": "centre"}
+                  "central": "centre", "midpoint": "centre", "heart": "centre"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
     "further left than": "left of",
@@ -172,6 +186,8 @@ RELATION_PHRASES = {   # longest first when matching
     "at the base of": "below",
     "just left of": "left of", "just right of": "right of", "hovering above": "above", "topping": "above",
     "underpinning": "below", "at the underside of": "below",
+    "on the left flank of": "left of", "on the right flank of": "right of", "crowning": "above", "capping": "above",
+    "cradling": "below", "buttressing": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
