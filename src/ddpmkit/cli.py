@@ -101,6 +101,10 @@ DEVICE_OPTION = click.option(
 @click.option("--text-noise", type=float, default=None,
               help="Conditioning augmentation: Gaussian noise on the training captions' token states and pooled "
                    "vector, in units of each feature's std over the captions (0.1: a tenth) [default: 0].")
+@click.option("--text-key-rank", type=int, default=None, callback=_non_negative,
+              help="Attention keys read the token states through their K principal directions over the training "
+                   "captions, so unseen synonyms of trained words are still attended to; values read the full "
+                   "states [default: 0, keys read everything].")
 @click.option("--shapes-captions", type=int, default=None, callback=_positive,
               help="--dataset shapes: phrasings per training scene, its template caption plus paraphrases, one drawn "
                    "per step [default: 1].")
@@ -342,6 +346,7 @@ def info(run) -> None:
         layer = ("" if picked is None else f" (token states from layer {picked})" if isinstance(picked, int) else
                  f" (token states from layers {'+'.join(map(str, picked))}, concatenated)")
         noise = f", text noise {t.text_noise:g}" if t.text_noise else ""
+        noise += f", keys through rank {t.text_key_rank}" if t.text_key_rank else ""
         click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}{noise}")
 
 

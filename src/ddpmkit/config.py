@@ -65,6 +65,8 @@ class TrainConfig:
                                       # list: those states concatenated along the features); None: its last
     text_noise: float = 0.0           # conditioning augmentation: Gaussian noise on the token states (and pooled vector)
                                       # of training captions, in units of each feature's std over the captions; 0: none
+    text_key_rank: int = 0            # > 0: attention keys read the token states through their top-k principal
+                                      # directions over the training captions (UNetConfig.text_key_rank); 0: all
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
     shapes_pairs: float = SHAPES_P_PAIR     # shapes only: share of two-object scenes in the training pool
     shapes_reversed: float = 0.5      # shapes only: share of those pairs named right / lower object first
@@ -118,6 +120,11 @@ class TrainConfig:
                             f"the procedural shapes data: use them with --dataset shapes, not {self.dataset!r}")
         if self.cross_attention not in ("joint", "separate"):
             raise UserError(f"unknown cross-attention {self.cross_attention!r}: choose joint or separate")
+        if self.text_key_rank < 0:
+            raise UserError(f"text-key-rank must be ≥ 0 (0: keys read the full token states), got {self.text_key_rank}")
+        if self.text_key_rank and (self.text_layers or self.text_positions):
+            raise UserError("--text-key-rank fits its basis once on the frozen token states, which --text-layers and "
+                            "--text-positions change while training: use it without them")
         if not self.text_noise >= 0.0:
             raise UserError(f"text-noise must be ≥ 0 (a multiple of the token states' std), got {self.text_noise}")
         if not self.text_encoder:      # options that shape how a text encoder's states are read need one
@@ -126,7 +133,8 @@ class TrainConfig:
                                (self.text_positions, "--text-positions marks the order of"),
                                (self.cross_attention != "joint", "--cross-attention sets how the U-Net reads"),
                                (not self.text_pooled, "--no-text-pooled drops the pooled vector of"),
-                               (self.text_noise, "--text-noise perturbs the states of")):
+                               (self.text_noise, "--text-noise perturbs the states of"),
+                               (self.text_key_rank, "--text-key-rank projects the states of")):
                 if used:
                     raise UserError(f"{what} a text encoder: pass --text-encoder too (e.g. all-MiniLM-L6-v2)")
         if not 0.0 <= self.caption_dropout <= 1.0:

@@ -65,7 +65,8 @@ def model_config_for(cfg: RunConfig, data: ImageTensorDataset, text_dims: tuple[
         mc = preset_config(cfg.train.preset, image_size=h, in_channels=c,
                            learn_sigma=cfg.diffusion.variance == "learned", context_dim=context_dim,
                            pooled_dim=pooled_dim, text_layers=cfg.train.text_layers,
-                           text_positions=cfg.train.text_positions, cross_attention=cfg.train.cross_attention)
+                           text_positions=cfg.train.text_positions, cross_attention=cfg.train.cross_attention,
+                           text_key_rank=cfg.train.text_key_rank)
     except ValueError as e:
         raise UserError(f"{e}") from None
     f = mc.downsample_factor
@@ -193,6 +194,8 @@ class Trainer:
 
         schedule = cfg.diffusion.build_schedule()
         net = UNet(cfg.model)
+        if cfg.model.text_key_rank:     # before the EMA copy, so both hold the basis (a resumed run loads its own)
+            net.fit_key_basis(self.captions.cond.tokens[self.captions.cond.mask])
         ema = AveragedModel(net, avg_fn=ema_avg_fn(tc.ema_decay, tc.ema_warmup), use_buffers=True)
         opt_cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
         opt = opt_cls(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)

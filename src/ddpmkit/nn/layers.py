@@ -80,8 +80,9 @@ class AttentionBlock(nn.Module):
         self.context_kv = nn.Linear(context_dim, 2 * channels) if context_dim and not separate else None
         self.cross = CrossAttention(channels, context_dim, heads, groups) if context_dim and separate else None
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, context: torch.Tensor | tuple | None = None,
                 context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``context``: the token states [N, L, D], or a pair (values' states, keys' states) of that shape."""
         x = self._self_attention(x, context, context_mask)
         return self.cross(x, context, context_mask) if self.cross is not None and context is not None else x
 
@@ -91,7 +92,7 @@ class AttentionBlock(nn.Module):
         q, k, v = (z.transpose(-1, -2) for z in (q, k, v))         # [N, heads, HW, d]
         mask = None
         if self.context_kv is not None and context is not None:
-            ck, cv = self.context_kv(context).reshape(n, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            ck, cv = context_keys_values(self.context_kv, context, n, self.heads, c // self.heads)
             k, v = torch.cat([k, ck.to(k.dtype)], 2), torch.cat([v, cv.to(v.dtype)], 2)
             if context_mask is not None:
                 keep = torch.cat([torch.ones(n, h * w, dtype=torch.bool, device=x.device), context_mask.bool()], 1)
@@ -117,10 +118,22 @@ class CrossAttention(nn.Module):
         n, c, h, w = x.shape
         d = c // self.heads
         q = self.q(self.norm(x)).reshape(n, self.heads, d, h * w).transpose(-1, -2)          # [N, heads, HW, d]
-        k, v = self.kv(context).reshape(n, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)     # [N, heads, L, d]
+        k, v = context_keys_values(self.kv, context, n, self.heads, d)                     # [N, heads, L, d]
         mask = None if context_mask is None else context_mask.bool()[:, None, None, :]
         out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
         return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+
+
+def context_keys_values(kv: nn.Linear, context, n: int, heads: int, d: int):
+    """Keys and values [N, heads, L, d] of the text tokens through the joint projection ``kv``; ``context`` is the
+    token states, or a pair (values' states, keys' states) when keys read a projection of them (text_key_rank)."""
+    if isinstance(context, tuple):
+        values, keys = context
+        c = heads * d
+        k = F.linear(keys, kv.weight[:c], kv.bias[:c])
+        v = F.linear(values, kv.weight[c:], kv.bias[c:])
+        return tuple(z.reshape(n, -1, heads, d).transpose(1, 2) for z in (k, v))
+    return kv(context).reshape(n, -1, 2, heads, d).permute(2, 0, 3, 1, 4)
 
 
 class Downsample(nn.Module):

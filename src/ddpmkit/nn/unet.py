@@ -37,12 +37,20 @@ class UNetConfig:
     text_positions: bool = False              # add learned token-position features to the text states (see UNet)
     cross_attention: str = "joint"            # joint: tokens are extra keys of the self-attention (GLIDE); separate:
                                               # a cross-attention of their own after it (latent diffusion)
+    text_key_rank: int = 0                    # > 0: attention keys read the token states through their top-k
+                                              # principal directions over the training captions (see UNet)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         if self.cross_attention not in ("joint", "separate"):
             raise ValueError(f"unknown cross_attention {self.cross_attention!r}: choose joint or separate")
+        if self.text_key_rank < 0 or (self.context_dim and self.text_key_rank > self.context_dim):
+            raise ValueError(f"text_key_rank={self.text_key_rank} must be in 0..{self.context_dim or 0} "
+                             f"(the token width)")
+        if self.text_key_rank and (self.text_layers or self.text_positions or not self.context_dim):
+            raise ValueError(f"text_key_rank needs a text model without text_layers or text_positions: its basis "
+                             f"is fitted once on the frozen token states, which those would change while training")
 
     @property
     def out_channels(self) -> int:
@@ -116,6 +124,15 @@ class UNet(nn.Module):
             # linear map of each token's sinusoidal position is added to its frozen state (zero at initialisation),
             # before the trainable text layers (which have no positions of their own) and the LayerNorm.
             self.text_pos = zero_module(nn.Linear(TEXT_POS_DIM, c.context_dim)) if c.text_positions else None
+            # Which token a pixel reads is decided by its key. Trained on a few words per meaning ("small", "tiny"),
+            # keys learn those words' own directions, and an unseen synonym ("wee") whose state differs there gets
+            # almost no attention although a linear probe reads its meaning. With text_key_rank = k, keys see the
+            # (LayerNorm'd) states only through the k principal directions of the training captions' states, where
+            # words that play one part in a caption lie close; values still read the full states. The basis is a
+            # buffer fitted once before training (fit_key_basis) and saved with the weights.
+            if c.text_key_rank:
+                self.register_buffer("key_mean", torch.zeros(c.context_dim))
+                self.register_buffer("key_basis", torch.zeros(c.context_dim, c.text_key_rank))
         elif c.text_layers or c.text_positions:
             raise ValueError(f"text_layers={c.text_layers} and text_positions={c.text_positions}: each needs a text "
                              f"model (context_dim set)")
@@ -181,6 +198,8 @@ class UNet(nn.Module):
                 if self.text_layers is not None:
                     tokens = self.text_layers(tokens, src_key_padding_mask=~mask)
                 context = self.context_norm(tokens)
+                if self.config.text_key_rank:
+                    context = (context, self._key_context(tokens))
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
@@ -191,6 +210,32 @@ class UNet(nn.Module):
         for stage in self.up:
             h = stage(torch.cat([h, hs.pop()], dim=1), emb, context, mask)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+    def _key_context(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The keys' view of the tokens: LayerNorm'd without its affine, projected on the fitted basis around the
+        fitted mean, then the same affine as the values' context."""
+        z = F.layer_norm(tokens, tokens.shape[-1:]) - self.key_mean.to(tokens.dtype)
+        basis = self.key_basis.to(tokens.dtype)
+        z = self.key_mean.to(tokens.dtype) + (z @ basis) @ basis.T
+        return z * self.context_norm.weight.to(z.dtype) + self.context_norm.bias.to(z.dtype)
+
+    @torch.no_grad()
+    def fit_key_basis(self, tokens: torch.Tensor) -> None:
+        """Fit the keys' basis (``text_key_rank``) on the real token states [M, D] of the training captions: the
+        mean and top principal directions of the LayerNorm'd states."""
+        k = self.config.text_key_rank
+        if not k:
+            raise ValueError("fit_key_basis needs a model built with text_key_rank > 0")
+        z = F.layer_norm(tokens.double(), tokens.shape[-1:])
+        if len(z) <= k:
+            raise ValueError(f"text_key_rank={k} needs more than {k} caption token states to fit, got {len(z)}")
+        mean = z.mean(0)
+        cov = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64)
+        for chunk in (z - mean).split(65536):
+            cov += chunk.T @ chunk
+        _, vectors = torch.linalg.eigh(cov)                        # ascending eigenvalues
+        self.key_mean.copy_(mean.to(self.key_mean.dtype))
+        self.key_basis.copy_(vectors[:, -k:].flip(1).to(self.key_basis.dtype))
 
 
     def _with_null(self, cond: Any, n: int, device: torch.device):
