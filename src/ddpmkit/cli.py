@@ -101,6 +101,9 @@ DEVICE_OPTION = click.option(
 @click.option("--text-noise", type=float, default=None,
               help="Conditioning augmentation: Gaussian noise on the training captions' token states and pooled "
                    "vector, in units of each feature's std over the captions (0.1: a tenth) [default: 0].")
+@click.option("--token-dropout", type=float, default=None,
+              help="Hide this share of each training caption's tokens (all but the first) from the cross-attention, "
+                   "so attributes are also read from the pooled sentence vector [default: 0].")
 @click.option("--text-key-rank", type=int, default=None, callback=_non_negative,
               help="Attention keys read the token states through their K principal directions over the training "
                    "captions, so unseen synonyms of trained words are still attended to; values read the full "
@@ -347,6 +350,7 @@ def info(run) -> None:
                  f" (token states from layers {'+'.join(map(str, picked))}, concatenated)")
         noise = f", text noise {t.text_noise:g}" if t.text_noise else ""
         noise += f", keys through rank {t.text_key_rank}" if t.text_key_rank else ""
+        noise += f", token dropout {t.token_dropout:g}" if t.token_dropout else ""
         click.echo(f"text       {t.text_encoder}{layer}, caption dropout {t.caption_dropout:g}{noise}")
 
 

@@ -37,11 +37,13 @@ class CaptionBank:
         return self.cond.pooled.std(0) if self.num_unique > 1 else torch.zeros(self.cond.pooled.shape[-1])
 
     def draw(self, idx: torch.Tensor, generator: torch.Generator, dropout: float = 0.0, first_only: bool = False,
-             noise: float = 0.0):
+             noise: float = 0.0, token_dropout: float = 0.0):
         """Captions for images ``idx`` (each image's first caption only with ``first_only``); each is replaced by the
         null prompt with probability ``dropout``. The generator advances the same way either way (and by the noise
         draws when ``noise`` > 0). ``noise``: conditioning augmentation, Gaussian noise of ``noise`` × each feature's
-        std over the bank added to the real token states and the pooled vector (padding stays zero)."""
+        std over the bank added to the real token states and the pooled vector (padding stays zero).
+        ``token_dropout``: each real token but the first is hidden (mask False) with that probability, so the U-Net
+        cannot lean on one word's token alone; the pooled vector is left whole (drawn after the noise)."""
         pick = (torch.rand(len(idx), generator=generator) * self.counts[idx]).long()
         if first_only:
             pick = torch.zeros_like(pick)
@@ -52,4 +54,8 @@ class CaptionBank:
             tokens = cond.tokens + noise * self.token_std * torch.randn(cond.tokens.shape, generator=generator)
             pooled = cond.pooled + noise * self.pooled_std * torch.randn(cond.pooled.shape, generator=generator)
             cond = cond._replace(tokens=torch.where(cond.mask[..., None], tokens, cond.tokens), pooled=pooled)
+        if token_dropout > 0:
+            hide = torch.rand(cond.mask.shape, generator=generator) < token_dropout
+            hide[:, 0] = False
+            cond = cond._replace(mask=cond.mask & ~hide)
         return cond

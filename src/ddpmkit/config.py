@@ -65,6 +65,8 @@ class TrainConfig:
                                       # list: those states concatenated along the features); None: its last
     text_noise: float = 0.0           # conditioning augmentation: Gaussian noise on the token states (and pooled vector)
                                       # of training captions, in units of each feature's std over the captions; 0: none
+    token_dropout: float = 0.0        # share of each training caption's tokens (all but the first) hidden from the
+                                      # cross-attention; the pooled vector still says the whole sentence; 0: none
     text_key_rank: int = 0            # > 0: attention keys read the token states through their top-k principal
                                       # directions over the training captions (UNetConfig.text_key_rank); 0: all
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
@@ -125,6 +127,8 @@ class TrainConfig:
         if self.text_key_rank and (self.text_layers or self.text_positions):
             raise UserError("--text-key-rank fits its basis once on the frozen token states, which --text-layers and "
                             "--text-positions change while training: use it without them")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise UserError(f"token-dropout must be in [0, 1), got {self.token_dropout}")
         if not self.text_noise >= 0.0:
             raise UserError(f"text-noise must be ≥ 0 (a multiple of the token states' std), got {self.text_noise}")
         if not self.text_encoder:      # options that shape how a text encoder's states are read need one
@@ -134,7 +138,8 @@ class TrainConfig:
                                (self.cross_attention != "joint", "--cross-attention sets how the U-Net reads"),
                                (not self.text_pooled, "--no-text-pooled drops the pooled vector of"),
                                (self.text_noise, "--text-noise perturbs the states of"),
-                               (self.text_key_rank, "--text-key-rank projects the states of")):
+                               (self.text_key_rank, "--text-key-rank projects the states of"),
+                               (self.token_dropout, "--token-dropout hides tokens of")):
                 if used:
                     raise UserError(f"{what} a text encoder: pass --text-encoder too (e.g. all-MiniLM-L6-v2)")
         if not 0.0 <= self.caption_dropout <= 1.0:

@@ -255,7 +255,7 @@ class Trainer:
                 cond = None
                 if self.captions is not None:
                     cond = self.captions.draw(idx, gen, tc.caption_dropout, first_only=step < tc.first_caption_steps,
-                                              noise=tc.text_noise).to(acc.device)
+                                              noise=tc.text_noise, token_dropout=tc.token_dropout).to(acc.device)
                 t, weights = tsampler.sample(tc.batch_size, gen)
                 noise = torch.randn(x0.shape, generator=gen)
                 x0, t, noise, weights = (v.to(acc.device) for v in (x0, t, noise, weights))
