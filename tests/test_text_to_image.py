@@ -190,6 +190,41 @@ def test_text_noise_perturbs_real_tokens_by_the_feature_std_and_never_padding(en
         TrainConfig(text_noise=0.1).validate()
 
 
+def test_token_dropout_hides_tokens_at_the_rate_but_never_the_first_nor_the_pooled_vector(enc):
+    bank = CaptionBank(enc, [["a handwritten 1"], ["the digit seven, written large"]])
+    idx = torch.tensor([0, 1] * 3000)
+    clean = bank.draw(idx, torch.Generator().manual_seed(2), dropout=0.1)
+    g = torch.Generator().manual_seed(2)
+    hidden = bank.draw(idx, g, dropout=0.1, token_dropout=0.25)
+    assert torch.equal(hidden.tokens, clean.tokens) and torch.equal(hidden.pooled, clean.pooled)
+    assert torch.equal(hidden.is_null, clean.is_null)                        # caption dropout draws as before
+    assert bool(hidden.mask[:, 0].all()) and not bool((hidden.mask & ~clean.mask).any())   # padding stays padding
+    later = clean.mask.clone()
+    later[:, 0] = False
+    rate = (later & ~hidden.mask).sum() / later.sum()
+    assert rate.item() == pytest.approx(0.25, abs=0.01)                    # ~36,000 tokens: 3 s.e. ≈ 0.007
+    again = bank.draw(idx, torch.Generator().manual_seed(2), dropout=0.1, token_dropout=0.0)
+    assert torch.equal(again.mask, clean.mask)                               # 0: the stream of a plain draw
+    with pytest.raises(UserError, match=r"token-dropout must be in \[0, 1\)"):
+        TrainConfig(text_encoder="all-MiniLM-L6-v2", token_dropout=1.0).validate()
+    with pytest.raises(UserError, match="pass --text-encoder"):
+        TrainConfig(token_dropout=0.2).validate()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cross_attention", ["joint", "separate"])
+def test_a_hidden_token_is_the_same_as_a_token_left_out(enc, cross_attention):
+    net = text_net(enc, cross_attention=cross_attention)
+    cond = enc(["a small red circle on the left"])
+    keep = torch.ones(cond.length, dtype=torch.bool)
+    keep[2] = False                                                          # the word "small"
+    hidden = cond._replace(mask=cond.mask & keep)
+    left_out = cond._replace(tokens=cond.tokens[:, keep], mask=cond.mask[:, keep])
+    x, t = torch.randn(1, 1, 8, 8), torch.tensor([5])
+    assert torch.allclose(net(x, t, hidden), net(x, t, left_out), atol=1e-6)
+    assert not torch.allclose(net(x, t, hidden), net(x, t, cond), atol=1e-4)
+
+
 def test_too_long_prompt_warns_and_non_text_is_one_clear_line(enc):
     with pytest.warns(UserWarning):
         enc(["digit " * 600])
