@@ -103,11 +103,13 @@ DEVICE_OPTION = click.option(
                    "vector, in units of each feature's std over the captions (0.1: a tenth) [default: 0].")
 @click.option("--token-dropout", type=float, default=None,
               help="Hide this share of each training caption's tokens (all but the first) from the cross-attention, "
-                   "so attributes are also read from the pooled sentence vector [default: 0].")
+                   "so attributes are also read from the pooled sentence vector. On shapes 0.2 lost word order "
+                   "(README, session 18) [default: 0].")
 @click.option("--text-key-rank", type=int, default=None, callback=_non_negative,
               help="Attention keys read the token states through their K principal directions over the training "
-                   "captions, so unseen synonyms of trained words are still attended to; values read the full "
-                   "states [default: 0, keys read everything].")
+                   "captions, so unseen synonyms of trained words are attended to more; values read the full "
+                   "states. On shapes 16 did not make unseen size words read (README, session 18) [default: 0, keys "
+                   "read everything].")
 @click.option("--shapes-captions", type=int, default=None, callback=_positive,
               help="--dataset shapes: phrasings per training scene, its template caption plus paraphrases, one drawn "
                    "per step [default: 1].")
@@ -271,7 +273,7 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
 @click.option("--held-out-phrasings", is_flag=True, help="prompt-accuracy: prompt with paraphrases never trained on.")
 @click.option("--held-out-set", type=click.IntRange(1, 7), default=None,   # 1 to max(shapes.captions.HELD_OUT_SETS)
               help="prompt-accuracy of a shapes run: which set of paraphrases never trained on (1: the one "
-                   "--held-out-phrasings uses; 2-6: shapes.captions.HELD_OUT_2 ... HELD_OUT_6, written later).")
+                   "--held-out-phrasings uses; 2-7: shapes.captions.HELD_OUT_2 ... HELD_OUT_7, written later).")
 @click.option("--samples", type=click.Path(path_type=Path), default=None,
               help="Folder mode: a folder of generated images to compare with --reference (no RUN).")
 @click.option("--reference", default="mnist-test", show_default=True,
