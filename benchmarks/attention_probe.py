@@ -16,7 +16,8 @@ is lost: the cross-attention's keys, learned on a few words, hardly attend to an
 
 Session 18 (results/attention_probe_size.json): on the README model trained size words get 28-74% of the
 size-reading block's attention, unseen small-words 2-9%; --text-key-rank 16 raised set 6's words from 12% to 22-28%
-without making them read. ``--attribute relation`` (not saved): held-out relation phrases get 30-42% against 44%.
+without making them read. ``python benchmarks/attention_probe.py runs/shapes-words6 --attribute relation --sets 1 2 3 4 5 6``
+(results/attention_probe_relation.json): held-out relation phrases get 30-42% against 44%.
 """
 from __future__ import annotations
 
