@@ -94,12 +94,9 @@ def main() -> None:
     pooled_fit, pooled_test = np.concatenate([f[3] for f in fit]), np.concatenate([t[3] for t in tests])
     rows = []
     for layers in [*LAYER_SETS, "pooled"]:      # pooled: the whole caption's sentence vector, not the phrase's states
-        def flat(x, fitting):
-            if layers == "pooled":
-                return pooled_fit if fitting else pooled_test
-            return x[:, layers].reshape(len(x), -1)
-        right = (LogisticRegression(max_iter=5000).fit(flat(x_fit, True), y_fit).predict(flat(x_test, False))
-                 == y_test)
+        fit_x, test_x = ((pooled_fit, pooled_test) if layers == "pooled" else
+                         (x[:, layers].reshape(len(x), -1) for x in (x_fit, x_test)))
+        right = LogisticRegression(max_iter=5000).fit(fit_x, y_fit).predict(test_x) == y_test
         per_phrase = {str(p): round(float(right[p_test == p].mean()), 3) for p in sorted(set(p_test))}
         rows.append({"layers": layers, "held_out_accuracy": round(float(right.mean()), 3),
                      "held_out_per_phrase": per_phrase})

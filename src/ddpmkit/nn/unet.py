@@ -215,9 +215,8 @@ class UNet(nn.Module):
     def _key_context(self, tokens: torch.Tensor) -> torch.Tensor:
         """The keys' view of the tokens: LayerNorm'd without its affine, projected on the fitted basis around the
         fitted mean, then the same affine as the values' context."""
-        z = F.layer_norm(tokens, tokens.shape[-1:]) - self.key_mean.to(tokens.dtype)
-        basis = self.key_basis.to(tokens.dtype)
-        z = self.key_mean.to(tokens.dtype) + (z @ basis) @ basis.T
+        mean, basis = self.key_mean.to(tokens.dtype), self.key_basis.to(tokens.dtype)
+        z = mean + ((F.layer_norm(tokens, tokens.shape[-1:]) - mean) @ basis) @ basis.T
         return z * self.context_norm.weight.to(z.dtype) + self.context_norm.bias.to(z.dtype)
 
     @torch.no_grad()
