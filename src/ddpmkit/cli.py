@@ -271,9 +271,9 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
 @click.option("--steps", type=int, default=None, callback=_positive, help="Sampler steps for generated images.")
 @click.option("--guidance", type=float, default=None, help="Guidance scale for text models [default: 3.0].")
 @click.option("--held-out-phrasings", is_flag=True, help="prompt-accuracy: prompt with paraphrases never trained on.")
-@click.option("--held-out-set", type=click.IntRange(1, 7), default=None,   # 1 to max(shapes.captions.HELD_OUT_SETS)
+@click.option("--held-out-set", type=click.IntRange(1, 8), default=None,   # 1 to max(shapes.captions.HELD_OUT_SETS)
               help="prompt-accuracy of a shapes run: which set of paraphrases never trained on (1: the one "
-                   "--held-out-phrasings uses; 2-7: shapes.captions.HELD_OUT_2 ... HELD_OUT_7, written later).")
+                   "--held-out-phrasings uses; 2-8: shapes.captions.HELD_OUT_2 ... HELD_OUT_8, written later).")
 @click.option("--samples", type=click.Path(path_type=Path), default=None,
               help="Folder mode: a folder of generated images to compare with --reference (no RUN).")
 @click.option("--reference", default="mnist-test", show_default=True,

@@ -150,10 +150,28 @@ HELD_OUT_7 = {
 }
 HELD_OUT_7_ONLY = ("snapshot", "i", "drew", "shows", "margin", "heart", "canvas", "flank", "crowning",
                    "capping", "cradling", "buttressing", "microscopic", "slight", "hefty", "mammoth")
+# An eighth, written in session 19 before any change of that session: sets 1-7 all steered or scored a choice, so this
+# is the test of whatever session 19 adds. Like set 7: relation verbs that say the direction only through what they
+# mean for two objects ("elevating", "lounging on"), an unusual centre phrase, two size words per size.
+HELD_OUT_8 = {
+    "single": ("a painting of a {obj} {where}", "someone painted a {obj} {where}", "a {obj} waits {where}"),
+    "pair": ("a painting of a {a} {rel} a {b}", "someone painted a {a} {rel} a {b}",
+             "in the painting a {a} is {rel} a {b}"),
+    "where": {"left": ("in the leftmost region",), "right": ("in the rightmost region",),
+              "top": ("in the topmost region",), "bottom": ("in the bottommost region",),
+              "centre": ("at the core of the composition",)},
+    "rel": {"left of": ("leftwards from", "nearer the left edge than"),
+            "right of": ("rightwards from", "nearer the right edge than"),
+            "above": ("surmounting", "lounging on"), "below": ("shoring up", "elevating")},
+    "size": {"small": ("puny", "compact"), "large": ("immense", "whopping")},
+}
+HELD_OUT_8_ONLY = ("painting", "someone", "painted", "waits", "leftmost", "rightmost", "topmost", "bottommost",
+                   "region", "core", "composition", "leftwards", "rightwards", "nearer", "surmounting", "lounging",
+                   "shoring", "elevating", "puny", "compact", "immense", "whopping")
 HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5,   # held_out=True is set 1
-                 6: HELD_OUT_6, 7: HELD_OUT_7}
+                 6: HELD_OUT_6, 7: HELD_OUT_7, 8: HELD_OUT_8}
 HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY,
-                       6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY}
+                       6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY, 8: HELD_OUT_8_ONLY}
 
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
@@ -163,10 +181,12 @@ SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk"
 SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature": "small", "mini": "small",
               "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large",
               "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large", "wee": "small",
-              "colossal": "large", "microscopic": "small", "slight": "small", "hefty": "large", "mammoth": "large"}
+              "colossal": "large", "microscopic": "small", "slight": "small", "hefty": "large", "mammoth": "large",
+              "puny": "small", "compact": "small", "immense": "large", "whopping": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
-                  "central": "centre", "midpoint": "centre", "heart": "centre"}
+                  "central": "centre", "midpoint": "centre", "heart": "centre", "core": "centre",
+                  "leftmost": "left", "rightmost": "right", "topmost": "top", "bottommost": "bottom"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
     "further left than": "left of",
@@ -188,6 +208,9 @@ RELATION_PHRASES = {   # longest first when matching
     "underpinning": "below", "at the underside of": "below",
     "on the left flank of": "left of", "on the right flank of": "right of", "crowning": "above", "capping": "above",
     "cradling": "below", "buttressing": "below",
+    "leftwards from": "left of", "rightwards from": "right of", "nearer the left edge than": "left of",
+    "nearer the right edge than": "right of", "surmounting": "above", "lounging on": "above", "shoring up": "below",
+    "elevating": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 
@@ -213,7 +236,7 @@ def held_out_words(held_out: bool | int) -> dict | None:
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
-    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_6 for 6); sizes are named with
+    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_8 for 8); sizes are named with
     probability ``p_size`` (both objects or neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:
