@@ -225,6 +225,8 @@ def test_shapes_captions_and_pairs_shape_the_training_pool(monkeypatch):
     for caps, lab in zip(data.captions[:20], data.scene_labels[:20]):
         colours = [o["color"] for o in lab["objects"]]
         assert all([o["color"] for o in parse_caption(c)["objects"]] == colours for c in caps)
+    wide = ddpmkit.data.load_dataset("shapes", shapes_captions=3, shapes_pairs=1.0, shapes_vocabulary="wide")
+    assert [c[0] for c in wide.captions] == [c[0] for c in data.captions] and wide.captions != data.captions
     singles = ddpmkit.data.load_dataset("shapes", shapes_pairs=0.0).scene_labels
     assert not any(lab.get("relation") for lab in singles)
 
@@ -255,6 +257,7 @@ def test_shapes_forward_steps_draws_no_reversed_pair_until_then(tmp_path, monkey
 @pytest.mark.parametrize("args, words", [(["--shapes-captions", "3"], ["--shapes-captions", "--dataset shapes"]),
                                          (["--shapes-forward-steps", "9"], ["--shapes-forward-steps", "--dataset shapes"]),
                                          (["--dataset", "shapes", "--shapes-pairs", "1.5"], ["shapes-pairs", "[0, 1]"]),
+                                         (["--shapes-vocabulary", "wide"], ["--shapes-vocabulary", "--dataset shapes"]),
                                          (["--dataset", "shapes", "--shapes-reversed", "-0.1"], ["shapes-reversed", "[0, 1]"]),
                                          (["--dataset", "shapes", "--shapes-pairs", "1", "--shapes-reversed", "1",
                                            "--shapes-forward-steps", "9"], ["no scene to draw", "--shapes-reversed"])])

@@ -7,7 +7,7 @@ import torch
 
 from ddpmkit.shapes import (COLORS, PARAPHRASE, POSITIONS, RELATIONS, SHAPES, TRAIN, ShapesDataset,
                             caption, parse_caption)
-from ddpmkit.shapes.captions import HELD_OUT_ONLY_WORDS, HELD_OUT_SETS
+from ddpmkit.shapes.captions import HELD_OUT_ONLY_WORDS, HELD_OUT_SETS, WIDE, WIDE_EXTRA, WIDE_UNSEEN_SETS
 from ddpmkit.shapes.scene import shape_mask
 
 
@@ -154,8 +154,8 @@ def test_extra_captions_describe_the_same_scene_in_other_words():
     assert sum(w[0] == "the" or bool(markers & set(w)) for w in extras) > 0.8 * len(extras)
 
 
-@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, *HELD_OUT_SETS.values()],
-                         ids=["train", "paraphrase", *[f"held-out-{n}" for n in HELD_OUT_SETS]])
+@pytest.mark.parametrize("words", [TRAIN, PARAPHRASE, WIDE, *HELD_OUT_SETS.values()],
+                         ids=["train", "paraphrase", "wide", *[f"held-out-{n}" for n in HELD_OUT_SETS]])
 def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(words):
     # every wording, not a random draw of them: a wording the parser cannot read would mislabel its scenes
     for relation, phrases in words["rel"].items():
@@ -166,6 +166,45 @@ def test_every_relation_wording_parses_to_its_relation_in_every_pair_template(wo
                 assert said["relation"] == relation, text
                 assert [o["color"] for o in said["objects"]] == ["red", "blue"], text
     assert all(len(PARAPHRASE["rel"][r]) == 6 for r in ("above", "below"))   # the README recipe's six wordings
+
+
+def _phrases(words: dict) -> set[tuple]:
+    """Every (table, value, phrase) of a phrasing table; templates as (table, phrase)."""
+    out = {(t, p) for t in ("single", "pair") for p in words[t]}
+    return out | {(t, k, p) for t in ("where", "rel", "size") for k, ps in words[t].items() for p in ps}
+
+
+def test_the_wide_vocabulary_is_paraphrase_plus_the_spent_sets_and_never_an_unseen_one():
+    spent = [words for n, words in HELD_OUT_SETS.items() if n not in WIDE_UNSEEN_SETS]
+    assert len(spent) == 7 and WIDE_UNSEEN_SETS == (8,)
+    expected = set().union(*map(_phrases, [PARAPHRASE, *spent])) | {(t, k, p) for t, table in WIDE_EXTRA.items()
+                                                                   for k, ps in table.items() for p in ps}
+    assert _phrases(WIDE) == expected
+    assert all(len(WIDE["rel"][r]) == 25 for r in ("above", "below")) and len(WIDE["size"]["small"]) == 12
+    for n in WIDE_UNSEEN_SETS:       # no unseen set's wording, nor any of its words, in a wide training caption
+        assert not _phrases(WIDE) & _phrases(HELD_OUT_SETS[n])
+        ds = ShapesDataset(seed=3, vocabulary="wide")
+        train = [c for i in range(1500) for c in ds.captions(i, 3)]
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, HELD_OUT_ONLY_WORDS[n])) + r")\b")
+        assert not [c for c in train if pattern.search(c)]
+
+
+def test_the_vocabulary_changes_only_the_extra_captions():
+    base, wide = ShapesDataset(seed=5), ShapesDataset(seed=5, vocabulary="wide")
+    assert ShapesDataset(seed=5, vocabulary="base").captions(7, 3) == base.captions(7, 3)   # the default
+    extra_base, extra_wide = [], []
+    for i in range(300):
+        b, w = base.captions(i, 3), wide.captions(i, 3)
+        assert b[0] == w[0] and base.label(i) == wide.label(i)       # scene, label and template caption unchanged
+        assert (base[i][0] == wide[i][0]).all()
+        extra_base += b[1:]
+        extra_wide += w[1:]
+    assert len(set(extra_wide) - set(extra_base)) > 0.5 * len(extra_wide)   # the extras are drawn from WIDE
+    with pytest.raises(ValueError, match="unknown shapes vocabulary 'huge': choose base or wide"):
+        ShapesDataset(vocabulary="huge")
+    label, _ = base.label(0)
+    with pytest.raises(ValueError, match="unknown shapes vocabulary"):
+        caption(label, np.random.default_rng(0), paraphrase="huge")
 
 
 def test_a_caption_is_held_out_or_a_paraphrase_not_both():

@@ -118,6 +118,9 @@ DEVICE_OPTION = click.option(
 @click.option("--shapes-reversed", type=float, default=None,
               help="--dataset shapes: share of those pairs captioned right / lower object first ('right of', "
                    "'below') rather than left / upper first ('left of', 'above') [default: 0.5].")
+@click.option("--shapes-vocabulary", type=click.Choice(["base", "wide"]), default=None,
+              help="--dataset shapes: the paraphrases' wordings; wide adds relation verbs and every wording of the "
+                   "held-out sets 1-7 (then only set 8 is unseen) [default: base].")
 @click.option("--shapes-forward-steps", type=int, default=None, callback=_non_negative,
               help="--dataset shapes, curriculum: the first N steps draw no pair captioned right / lower object "
                    "first, so which object a relation names first is learnt before the direction flips it "

@@ -72,6 +72,8 @@ class TrainConfig:
     shapes_captions: int = SHAPES_CAPTIONS  # shapes only: phrasings per training scene (TRAIN, then PARAPHRASE wordings)
     shapes_pairs: float = SHAPES_P_PAIR     # shapes only: share of two-object scenes in the training pool
     shapes_reversed: float = 0.5      # shapes only: share of those pairs named right / lower object first
+    shapes_vocabulary: str = "base"   # shapes only: the paraphrases' wordings, base (PARAPHRASE) or wide (WIDE:
+                                      # PARAPHRASE + held-out sets 1-7 + more; only set 8 stays unseen)
     shapes_forward_steps: int = 0     # shapes only, curriculum: the first N steps draw no such pair (only single
                                       # objects, "left of" and "above": the first-named object is the left / upper)
     sample_guidance: float = 3.0      # guidance scale of the periodic sample grids (text models)
@@ -111,6 +113,8 @@ class TrainConfig:
         if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0 or not 0.0 <= self.shapes_reversed <= 1.0:
             raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs and shapes-reversed in [0, 1], got "
                             f"{self.shapes_captions}, {self.shapes_pairs} and {self.shapes_reversed}")
+        if self.shapes_vocabulary not in ("base", "wide"):
+            raise UserError(f"unknown shapes vocabulary {self.shapes_vocabulary!r}: choose base or wide")
         if self.shapes_forward_steps < 0:
             raise UserError(f"shapes-forward-steps must be ≥ 0, got {self.shapes_forward_steps}")
         if self.shapes_forward_steps and self.shapes_pairs == 1.0 and self.shapes_reversed == 1.0:
@@ -118,7 +122,8 @@ class TrainConfig:
                             "right / lower object first; lower --shapes-reversed or --shapes-pairs")
         if self.dataset != "shapes" and any(getattr(self, f.name) != f.default for f in fields(self)
                                             if f.name.startswith("shapes_")):
-            raise UserError(f"--shapes-captions, --shapes-pairs, --shapes-reversed and --shapes-forward-steps shape "
+            raise UserError(f"--shapes-captions, --shapes-pairs, --shapes-reversed, --shapes-vocabulary and "
+                            f"--shapes-forward-steps shape "
                             f"the procedural shapes data: use them with --dataset shapes, not {self.dataset!r}")
         if self.cross_attention not in ("joint", "separate"):
             raise UserError(f"unknown cross-attention {self.cross_attention!r}: choose joint or separate")

@@ -128,7 +128,8 @@ class Trainer:
         self.data = load_dataset(config.train.dataset, config.train.data_root, config.train.image_size,
                                  config.train.channels, shapes_captions=config.train.shapes_captions,
                                  shapes_pairs=config.train.shapes_pairs,
-                                 shapes_reversed=config.train.shapes_reversed)
+                                 shapes_reversed=config.train.shapes_reversed,
+                                 shapes_vocabulary=config.train.shapes_vocabulary)
         self.captions = None
         text_dims = None
         if config.train.text_encoder:

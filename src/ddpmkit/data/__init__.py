@@ -15,16 +15,18 @@ SHAPES_P_PAIR = 0.5          # two-object share of the training pool (evaluation
 
 def load_dataset(name: str, data_root: str | None = None, image_size: int | None = None,
                  channels: int | None = None, split: str = "train", shapes_captions: int = SHAPES_CAPTIONS,
-                 shapes_pairs: float = SHAPES_P_PAIR, shapes_reversed: float = 0.5) -> ImageTensorDataset:
+                 shapes_pairs: float = SHAPES_P_PAIR, shapes_reversed: float = 0.5,
+                 shapes_vocabulary: str = "base") -> ImageTensorDataset:
     """``mnist`` (embedded), ``shapes`` (procedural; ``shapes_captions`` phrasings per training scene, a
-    ``shapes_pairs`` share of two-object scenes, ``shapes_reversed`` of those named right/lower object first),
+    ``shapes_pairs`` share of two-object scenes, ``shapes_reversed`` of those named right/lower object first,
+    paraphrases in ``shapes_vocabulary``),
     ``torchvision-mnist``/``cifar10`` (from ``data_root``), or a folder."""
     if name == "mnist":
         return embedded_mnist(split)
     if name == "shapes":
         if split == "train":
             return shapes_pool(SHAPES_POOL, seed=0, captions_per_scene=shapes_captions, p_pair=shapes_pairs,
-                               p_reversed=shapes_reversed)
+                               p_reversed=shapes_reversed, vocabulary=shapes_vocabulary)
         return shapes_pool(1000, seed=1, captions_per_scene=1)
     if name in ("torchvision-mnist", "cifar10"):
         from .torchvision_sets import torchvision_dataset
@@ -36,14 +38,14 @@ def load_dataset(name: str, data_root: str | None = None, image_size: int | None
 
 
 def shapes_pool(n: int, seed: int = 0, captions_per_scene: int = SHAPES_CAPTIONS,
-                p_pair: float = 0.5, p_reversed: float = 0.5) -> ImageTensorDataset:
+                p_pair: float = 0.5, p_reversed: float = 0.5, vocabulary: str = "base") -> ImageTensorDataset:
     """``n`` procedural shapes scenes (32×32 RGB), rendered once, each with ``captions_per_scene`` phrasings
     (``ShapesDataset.captions``); deterministic by seed."""
     import numpy as np
     import torch
 
     from ..shapes import ShapesDataset
-    ds = ShapesDataset(seed=seed, image_format="uint8", p_pair=p_pair, p_reversed=p_reversed)
+    ds = ShapesDataset(seed=seed, image_format="uint8", p_pair=p_pair, p_reversed=p_reversed, vocabulary=vocabulary)
     items = [ds[i] for i in range(n)]
     images = torch.from_numpy(np.stack([im for im, _, _ in items])).permute(0, 3, 1, 2).contiguous()
     captions = [ds.captions(i, captions_per_scene) for i in range(n)]

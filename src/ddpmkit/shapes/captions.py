@@ -173,6 +173,36 @@ HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HE
 HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY,
                        6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY, 8: HELD_OUT_8_ONLY}
 
+# WIDE: a training vocabulary for ``--shapes-vocabulary wide`` (session 19): PARAPHRASE, the extra wordings of branch
+# exp-v2 (six per horizontal relation, relation verbs, four size words each), and every wording of the spent held-out
+# sets 1-7, so that a run sees ~25 wordings per vertical relation, 14 per horizontal one, 11 per centre and 12 per
+# size instead of 6, 3, 4 and 2. Sets 1-7 are training data for such a run; only set 8 (and later) is unseen by it.
+WIDE_EXTRA = {
+    "rel": {"left of": ("west of", "leftward of", "more to the left than"),
+            "right of": ("east of", "rightward of", "more to the right than"),
+            "above": ("lying on", "perched on", "standing on", "resting on", "piled on"),
+            "below": ("lifting up", "hoisting up", "bearing the weight of", "pushing up", "raising up")},
+    "size": {"small": ("minuscule", "diminutive"), "large": ("enormous", "gigantic")},
+}
+WIDE_UNSEEN_SETS = (8,)   # the held-out sets whose words a wide run never trains on
+
+
+def _merged(*tables: dict) -> dict:
+    """The union of phrasing tables, each list in first-seen order without repeats."""
+    out: dict = {}
+    for table in tables:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                out[key] = _merged(out.get(key, {}), value)
+            else:
+                out[key] = tuple(dict.fromkeys(out.get(key, ()) + tuple(value)))
+    return out
+
+
+WIDE = _merged(PARAPHRASE, WIDE_EXTRA, *(words for n, words in sorted(HELD_OUT_SETS.items())
+                                         if n not in WIDE_UNSEEN_SETS))
+VOCABULARIES = {"base": PARAPHRASE, "wide": WIDE}   # the extra captions' wordings, by --shapes-vocabulary
+
 # --- vocabulary the parser understands (training and held-out words, plus common synonyms) --------------------------
 COLOR_WORDS = {c: c for c in COLORS} | {"magenta": "purple", "violet": "purple", "teal": "cyan", "aqua": "cyan"}
 SHAPE_WORDS = {"circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "dot": "circle",
@@ -182,6 +212,7 @@ SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature":
               "large": "large", "big": "large", "huge": "large", "giant": "large", "massive": "large",
               "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large", "wee": "small",
               "colossal": "large", "microscopic": "small", "slight": "small", "hefty": "large", "mammoth": "large",
+              "minuscule": "small", "diminutive": "small", "enormous": "large", "gigantic": "large",
               "puny": "small", "compact": "small", "immense": "large", "whopping": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
@@ -208,6 +239,10 @@ RELATION_PHRASES = {   # longest first when matching
     "underpinning": "below", "at the underside of": "below",
     "on the left flank of": "left of", "on the right flank of": "right of", "crowning": "above", "capping": "above",
     "cradling": "below", "buttressing": "below",
+    "leftward of": "left of", "rightward of": "right of", "more to the left than": "left of",
+    "more to the right than": "right of", "lying on": "above", "perched on": "above", "standing on": "above",
+    "resting on": "above", "piled on": "above", "lifting up": "below", "hoisting up": "below",
+    "bearing the weight of": "below", "pushing up": "below", "raising up": "below",
     "leftwards from": "left of", "rightwards from": "right of", "nearer the left edge than": "left of",
     "nearer the right edge than": "right of", "surmounting": "above", "lounging on": "above", "shoring up": "below",
     "elevating": "below",
@@ -234,14 +269,18 @@ def held_out_words(held_out: bool | int) -> dict | None:
 
 
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
-            paraphrase: bool = False) -> str:
-    """A caption for a scene label in the TRAIN phrasings (or PARAPHRASE, or an evaluation-only set: HELD_OUT for
-    ``held_out=True``, HELD_OUT_2 for ``held_out=2``, ... HELD_OUT_8 for 8); sizes are named with
-    probability ``p_size`` (both objects or neither)."""
+            paraphrase: bool | str = False) -> str:
+    """A caption for a scene label in the TRAIN phrasings (or a training paraphrase: ``paraphrase=True`` or
+    ``"base"`` PARAPHRASE, ``"wide"`` WIDE; or an evaluation-only set: HELD_OUT for ``held_out=True``, HELD_OUT_2
+    for ``held_out=2``, ... HELD_OUT_8 for 8); sizes are named with probability ``p_size`` (both objects or
+    neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:
         raise ValueError("a caption is either held out or a training paraphrase, not both")
-    words = held if held is not None else PARAPHRASE if paraphrase else TRAIN
+    if paraphrase and paraphrase is not True and paraphrase not in VOCABULARIES:
+        raise ValueError(f"unknown shapes vocabulary {paraphrase!r}: choose {' or '.join(VOCABULARIES)}")
+    words = held if held is not None else VOCABULARIES["base" if paraphrase is True else paraphrase] if paraphrase \
+        else TRAIN
     objects, relation = label["objects"], label.get("relation")
     with_size = bool(rng.random() < p_size)
     if relation is None:

@@ -10,7 +10,7 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from .captions import caption
+from .captions import VOCABULARIES, caption
 from .scene import render, sample_scene
 
 
@@ -23,13 +23,17 @@ class ShapesDataset:
                  p_pair: float = 0.5,          # share of two-object scenes
                  p_reversed: float = 0.5,      # share of those named right / lower object first ("right of", "below")
                  p_size: float = 0.5,          # share of captions naming the sizes
-                 held_out: bool | int = False):  # True (or 1) to 5: captions in that held-out set (evaluation only)
+                 held_out: bool | int = False,  # True (or 1) to 8: captions in that held-out set (evaluation only)
+                 vocabulary: str = "base"):     # the extra captions' wordings: base (PARAPHRASE) or wide (WIDE)
         if image_format not in ("float", "uint8"):
             raise ValueError(f"image_format must be 'float' or 'uint8', not {image_format!r}")
         if length is not None and length < 0:
             raise ValueError(f"length must be None (unbounded) or >= 0, not {length}")
         self.seed, self.length, self.image_format = int(seed), length, image_format
+        if vocabulary not in VOCABULARIES:
+            raise ValueError(f"unknown shapes vocabulary {vocabulary!r}: choose {' or '.join(VOCABULARIES)}")
         self.p_pair, self.p_reversed, self.p_size, self.held_out = p_pair, p_reversed, p_size, held_out
+        self.vocabulary = vocabulary
 
     def __len__(self) -> int:
         if self.length is None:
@@ -44,12 +48,12 @@ class ShapesDataset:
 
     def captions(self, index: int, k: int) -> list[str]:
         """``k`` captions of item ``index``: its own (``label(index)``) and ``k - 1`` paraphrases of the same scene
-        (the PARAPHRASE wordings; held-out ones for a held-out stream), drawn from their own generator so the
+        (the ``vocabulary``'s wordings; held-out ones for a held-out stream), drawn from their own generator so the
         item's image, label and first caption do not change with ``k``."""
         label, first = self.label(index)
         rng = np.random.default_rng([self.seed, index, 1])
         return [first] + [caption(label, rng, held_out=self.held_out, p_size=self.p_size,
-                                  paraphrase=not self.held_out) for _ in range(k - 1)]
+                                  paraphrase=False if self.held_out else self.vocabulary) for _ in range(k - 1)]
 
     def __getitem__(self, index: int):
         index = int(index)
