@@ -29,6 +29,14 @@ The last row, ``pooled``, fits the same probe on each caption's pooled sentence 
 1-6 ("wee" 30%, "jumbo" 28%) against 99.2% from the size word's states at layers 3+6. Every probe caption is a pair
 that names two sizes, which one sentence vector cannot keep apart as well as the word's own states do.
 
+Set 8 (session 19), fitted on the README's words and on ``--vocabulary wide`` (sets 1-7's words, verbs, 12 size
+words each): the relation verbs "lounging on", "elevating" and "shoring up" read wrong at every layer with the README's
+words (26%; only "surmounting" right), and with the wide words layers 3+6 read 41% (layer 2: 79%; "lounging on" below
+at every layer). Size: 86% at layers 3+6 with the README's words, 52% with the wide ones ("whopping" 9%, "compact" 0%),
+100% and 72% on the embeddings. More training words did not give the linear reader a direction that carries over.
+
+    python benchmarks/relation_probe.py --attribute relation --sets 8 --vocabulary wide --name relation_probe_set8_wide
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
@@ -42,17 +50,18 @@ from text_probe import all_layers, save  # noqa: E402  (benchmarks/ is on sys.pa
 LAYER_SETS = ([0], [1], [2], [3], [4], [5], [6], [3, 6])   # [3, 6]: the two layers the shapes recipe reads
 
 
-def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute: str = "relation"):
+def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute: str = "relation",
+                  vocabulary: str = "base"):
     """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), the phrase, and
     the caption's pooled sentence vector [N, P]; with ``attribute="size"``, of the first object's size word (every
-    caption names sizes), small (1) / large (0)."""
+    caption names sizes), small (1) / large (0). ``family="paraphrase"`` draws from the ``vocabulary``'s wordings."""
     from ddpmkit.shapes.captions import _REL_RE, SIZE_WORDS, caption
     size_re = re.compile(r"\b(" + "|".join(sorted(SIZE_WORDS, key=len, reverse=True)) + r")\b")
     rng = np.random.default_rng(seed)
     states, target, phrase, texts = [], [], [], []
     for lab in labels:
         held = family if isinstance(family, int) else False   # an int: that held-out set
-        text = " ".join(caption(lab, rng, held_out=held, paraphrase=family == "paraphrase",
+        text = " ".join(caption(lab, rng, held_out=held, paraphrase=vocabulary if family == "paraphrase" else False,
                                 p_size=1.0 if attribute == "size" else 0.5).lower().split())
         match = (size_re if attribute == "size" else _REL_RE).search(text)
         hidden, _, spans = all_layers(encoder, text)
@@ -77,6 +86,9 @@ def main() -> None:
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--attribute", choices=["relation", "size"], default="relation",
                     help="relation: above vs below from the relation phrase; size: small vs large from the size word")
+    ap.add_argument("--vocabulary", choices=["base", "wide"], default="base",
+                    help="the paraphrases the probe is fitted on beside TRAIN (wide: --shapes-vocabulary wide's, "
+                         "which hold sets 1-7, so score it on set 8 only)")
     args = ap.parse_args()
 
     from ddpmkit.shapes import ShapesDataset
@@ -86,7 +98,7 @@ def main() -> None:
     labels = [data[i][2] for i in range(1500)]
     pairs = labels if args.attribute == "size" else [lab for lab in labels if lab.get("relation") in ("above", "below")]
     fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
-    fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute)
+    fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute, args.vocabulary)
            for family, seed in (("train", 0), ("paraphrase", 1))]
     x_fit, y_fit = np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit])
     tests = [phrase_states(encoder, test_scenes, n, 7, args.attribute) for n in args.sets]
@@ -107,7 +119,8 @@ def main() -> None:
     save(args.name, f"linear-probe accuracy of {what} mean hidden state "
                            "in all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored "
                            "on the held-out wordings of other scenes",
-         {"fit": len(fit_scenes), "test": len(test_scenes), "held_out_sets": args.sets}, rows)
+         {"fit": len(fit_scenes), "test": len(test_scenes), "held_out_sets": args.sets,
+          "fit_vocabulary": args.vocabulary}, rows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How reliable is a shapes text-to-image recipe? Train one run per (variant, seed), several at once, and score each
 run's EMA weights at chosen steps: prompt accuracy at the default guidance on the training phrasings and on the
-held-out paraphrase sets 1-6 (``ddpmkit.evaluate.shapes_prompt_accuracy``; ``--wordings`` picks some, each costs about
+held-out paraphrase sets (``ddpmkit.evaluate.shapes_prompt_accuracy``; ``--wordings`` picks some, each costs about
 200 s per run on 2 cores). One JSON line per (variant, seed, step). Lines written before a set existed lack it;
 ``shapes_held_out.py`` scores finished runs.
 
