@@ -267,3 +267,14 @@ def test_shapes_options_misused_are_one_line(tmp_path, capsys, args, words):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error:") and "\n" not in err and all(w in err for w in words), err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_shapes_vocabulary_is_refused_in_python_and_not_offered_by_the_cli():
+    from ddpmkit.cli import train
+    from ddpmkit.config import TrainConfig
+    from ddpmkit.errors import UserError
+    from ddpmkit.shapes.captions import VOCABULARIES
+    with pytest.raises(UserError, match="unknown shapes vocabulary 'huge': choose base or wide"):
+        TrainConfig(dataset="shapes", shapes_vocabulary="huge").validate()
+    option = next(p for p in train.params if p.name == "shapes_vocabulary")
+    assert list(option.type.choices) == list(VOCABULARIES)

@@ -113,8 +113,10 @@ class TrainConfig:
         if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0 or not 0.0 <= self.shapes_reversed <= 1.0:
             raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs and shapes-reversed in [0, 1], got "
                             f"{self.shapes_captions}, {self.shapes_pairs} and {self.shapes_reversed}")
-        if self.shapes_vocabulary not in ("base", "wide"):
-            raise UserError(f"unknown shapes vocabulary {self.shapes_vocabulary!r}: choose base or wide")
+        from .shapes.captions import VOCABULARIES
+        if self.shapes_vocabulary not in VOCABULARIES:
+            raise UserError(f"unknown shapes vocabulary {self.shapes_vocabulary!r}: choose "
+                            f"{' or '.join(VOCABULARIES)}")
         if self.shapes_forward_steps < 0:
             raise UserError(f"shapes-forward-steps must be ≥ 0, got {self.shapes_forward_steps}")
         if self.shapes_forward_steps and self.shapes_pairs == 1.0 and self.shapes_reversed == 1.0:

@@ -277,10 +277,15 @@ def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False,
     held = held_out_words(held_out)
     if held is not None and paraphrase:
         raise ValueError("a caption is either held out or a training paraphrase, not both")
-    if paraphrase and paraphrase is not True and paraphrase not in VOCABULARIES:
-        raise ValueError(f"unknown shapes vocabulary {paraphrase!r}: choose {' or '.join(VOCABULARIES)}")
-    words = held if held is not None else VOCABULARIES["base" if paraphrase is True else paraphrase] if paraphrase \
-        else TRAIN
+    if held is not None:
+        words = held
+    elif paraphrase:
+        name = "base" if paraphrase is True else paraphrase
+        if name not in VOCABULARIES:
+            raise ValueError(f"unknown shapes vocabulary {name!r}: choose {' or '.join(VOCABULARIES)}")
+        words = VOCABULARIES[name]
+    else:
+        words = TRAIN
     objects, relation = label["objects"], label.get("relation")
     with_size = bool(rng.random() < p_size)
     if relation is None:
