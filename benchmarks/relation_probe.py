@@ -63,15 +63,14 @@ def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute
     """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), the phrase, and
     the caption's pooled sentence vector [N, P]; with ``attribute="size"``, of the first object's size word (every
     caption names sizes), small (1) / large (0). ``family="paraphrase"`` draws from the ``vocabulary``'s wordings."""
-    from ddpmkit.shapes.captions import _REL_RE, SIZE_WORDS, caption
-    size_re = re.compile(r"\b(" + "|".join(sorted(SIZE_WORDS, key=len, reverse=True)) + r")\b")
+    from ddpmkit.shapes.captions import _REL_RE, _SIZE_RE, caption
     rng = np.random.default_rng(seed)
     states, target, phrase, texts = [], [], [], []
     for lab in labels:
         held = family if isinstance(family, int) else False   # an int: that held-out set
         text = " ".join(caption(lab, rng, held_out=held, paraphrase=vocabulary if family == "paraphrase" else False,
                                 p_size=1.0 if attribute == "size" else 0.5).lower().split())
-        match = (size_re if attribute == "size" else _REL_RE).search(text)
+        match = (_SIZE_RE if attribute == "size" else _REL_RE).search(text)
         hidden, _, spans = all_layers(encoder, text)
         inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
         states.append(hidden[:, inside].mean(1).numpy())

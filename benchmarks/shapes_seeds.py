@@ -61,6 +61,7 @@ def score(pipe, n: int, held_out: bool | int) -> dict:
     r = shapes_prompt_accuracy(pipe, n=n, guidance=DEFAULT_GUIDANCE, held_out=held_out)
     return {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation", "size")}, "all": r["accuracy"],
             "per_relation": r["per_relation"], "per_relation_wording": r["per_relation_wording"],
+            "per_size_wording": r["per_size_wording"],
             "per_position": r["per_position"]}
 
 

@@ -10,7 +10,7 @@ import torch
 from ddpmkit.errors import UserError
 from ddpmkit.evaluate import prompt_accuracy, shapes_prompt_accuracy
 from ddpmkit.shapes import PALETTE, ShapesDataset, parse_caption, render, score
-from ddpmkit.shapes.captions import HELD_OUT_SETS, relation_wording
+from ddpmkit.shapes.captions import HELD_OUT_SETS, relation_wording, size_wording
 from ddpmkit.shapes.evaluate import EVAL_SEED, judge, prompt_target, shapes_prompt_set
 
 N = 200
@@ -80,6 +80,20 @@ def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     used = {relation_wording(p) for p in held_prompts} - {None}
     assert set(res["per_relation_wording"]) == used and used <= {w for ws in words.values() for w in ws}
     assert len(used) >= 4 and all(v >= 0.9 for v in res["per_relation_wording"].values()), res["per_relation_wording"]
+    sizes = {size_wording(p) for p, lab in zip(held_prompts, held_labels) if lab["relation"] is None} - {None}
+    assert set(res["per_size_wording"]) == sizes and sizes <= {w for ws in HELD_OUT_SETS[held_out]["size"].values()
+                                                               for w in ws}
+    assert sizes and all(v >= 0.9 for v in res["per_size_wording"].values()), res["per_size_wording"]
+
+
+def test_shapes_drawn_at_the_other_size_miss_size_for_every_size_word():
+    from ddpmkit.shapes.scene import EXTENTS
+    swap = {"small": "large", "large": "small"}      # each object drawn at the middle extent of the other size
+    res = shapes_prompt_accuracy(FakePipe(lambda lab: render(
+        {**lab, "objects": [{**o, "extent": float(np.mean(EXTENTS[swap[o["size"]]]))} for o in lab["objects"]]})),
+        n=N)
+    assert res["attributes"]["size"] <= 0.02 and res["attributes"]["color"] >= 0.98, res["attributes"]
+    assert set(res["per_size_wording"]) == {"small", "large"} and not any(res["per_size_wording"].values())
 
 
 def test_the_evaluated_scenes_are_not_the_training_pool():

@@ -248,6 +248,7 @@ RELATION_PHRASES = {   # longest first when matching
     "elevating": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
+_SIZE_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, SIZE_WORDS), key=len, reverse=True)) + r")\b")
 
 
 def _pick(rng: np.random.Generator, options):
@@ -320,6 +321,12 @@ def _parse_object(text: str, caption_text: str) -> dict:
 def relation_wording(text: str) -> str | None:
     """The relation phrase a caption uses ("to the left of", "beneath", ...), or None for a single-object caption."""
     match = _REL_RE.search(" ".join(_words(text)))
+    return match.group(1) if match else None
+
+
+def size_wording(text: str) -> str | None:
+    """The first size word a caption uses ("small", "wee", ...), or None where it names no size."""
+    match = _SIZE_RE.search(" ".join(_words(text)))
     return match.group(1) if match else None
 
 

@@ -8,7 +8,7 @@ was trained on. ``held_out=True`` captions the same scenes with the paraphrases 
 from __future__ import annotations
 
 from ..errors import UserError
-from .captions import parse_caption, relation_wording
+from .captions import parse_caption, relation_wording, size_wording
 from .dataset import ShapesDataset
 from .detect import score
 from .scene import COLORS, POSITIONS, RELATIONS, SHAPES
@@ -98,8 +98,9 @@ def shapes_prompt_accuracy(pipe, n: int = DEFAULT_N, seed: int = 0, held_out: bo
     both objects of a pair at the anchors training places them (left/right for left of/right of, top/bottom for
     above/below), which the prompt implies in training but does not say. ``per_color``/``per_shape``/``per_position``
     give that attribute's accuracy per prompted value over single-object scenes, ``per_relation`` relation accuracy per
-    relation and ``per_relation_wording`` per relation phrase of the prompts ("above", "on top of", ...). A group with
-    no scenes is ``None``.
+    relation and ``per_relation_wording`` per relation phrase of the prompts ("above", "on top of", ...);
+    ``per_size_wording`` size accuracy per size word of the single-object prompts that name one. A group with no
+    scenes is ``None``.
     """
     from ..evaluate import generate_batched
 
@@ -125,6 +126,7 @@ def shapes_prompt_accuracy(pipe, n: int = DEFAULT_N, seed: int = 0, held_out: bo
     pairs = [v for v, t in zip(verdicts, targets) if t["relation"] is not None]
     single_targets = [t["objects"][0] for t in targets if t["relation"] is None]
     wordings = [relation_wording(p) for p, t in zip(prompts, targets) if t["relation"] is not None]
+    size_words = [size_wording(p) for p, t in zip(prompts, targets) if t["relation"] is None]
 
     def per(values: tuple[str, ...], key: str, rows, keyed) -> dict:
         return {v: _mean([r[key] for r, k in zip(rows, keyed) if k == v]) for v in values}
@@ -142,6 +144,7 @@ def shapes_prompt_accuracy(pipe, n: int = DEFAULT_N, seed: int = 0, held_out: bo
         "per_position": per(POSITIONS, "position", singles, [t["position"] for t in single_targets]),
         "per_relation": per(RELATIONS, "relation", pairs, [t["relation"] for t in targets if t["relation"]]),
         "per_relation_wording": per(tuple(sorted(set(wordings))), "relation", pairs, wordings),
+        "per_size_wording": per(tuple(sorted(set(size_words) - {None})), "size", singles, size_words),
         "n": n, "counts": {"single": len(singles), "pair": len(pairs),
                            "size_named": sum("size" in v for v in verdicts)},
         "held_out_phrasings": held_out, "scene_seed": scene_seed, "seed": seed,
