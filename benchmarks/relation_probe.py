@@ -49,7 +49,7 @@ Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
 
-import re
+from pathlib import Path
 
 import numpy as np
 
@@ -128,8 +128,8 @@ def main() -> None:
     what = ("above vs below from the relation phrase's" if args.attribute == "relation"
             else "small vs large from the first object's size word's")
     save(args.name, f"linear-probe accuracy of {what} mean hidden state "
-                           "in all-MiniLM-L6-v2 (0 = embeddings, 6 = output), fitted on training wordings, scored "
-                           "on the held-out wordings of other scenes",
+                           f"in {Path(encoder.name).name} (0 = embeddings, {encoder.num_layers} = output), fitted on "
+                           "training wordings, scored on the held-out wordings of other scenes",
          {"fit": len(fit_scenes), "test": len(test_scenes), "held_out_sets": args.sets,
           "fit_vocabulary": args.vocabulary, "encoder": encoder.name}, rows)
 
