@@ -272,6 +272,13 @@ def held_out_words(held_out: bool | int) -> dict | None:
     raise ValueError(f"held_out must be False, True (set 1) or one of {later} (the later held-out sets), not {held_out!r}")
 
 
+def paraphrase_words(vocabulary: str) -> dict:
+    """The phrasing table of a training vocabulary (``VOCABULARIES``: base, wide); another name raises one line."""
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown shapes vocabulary {vocabulary!r}: choose {' or '.join(VOCABULARIES)}")
+    return VOCABULARIES[vocabulary]
+
+
 def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False, p_size: float = 0.5,
             paraphrase: bool | str = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or a training paraphrase: ``paraphrase=True`` or
@@ -284,10 +291,7 @@ def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False,
     if held is not None:
         words = held
     elif paraphrase:
-        name = "base" if paraphrase is True else paraphrase
-        if name not in VOCABULARIES:
-            raise ValueError(f"unknown shapes vocabulary {name!r}: choose {' or '.join(VOCABULARIES)}")
-        words = VOCABULARIES[name]
+        words = paraphrase_words("base" if paraphrase is True else paraphrase)
     else:
         words = TRAIN
     objects, relation = label["objects"], label.get("relation")

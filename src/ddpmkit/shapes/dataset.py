@@ -10,7 +10,7 @@ from typing import Iterator, Literal
 import numpy as np
 import torch
 
-from .captions import VOCABULARIES, caption
+from .captions import caption, paraphrase_words
 from .scene import render, sample_scene
 
 
@@ -30,8 +30,7 @@ class ShapesDataset:
         if length is not None and length < 0:
             raise ValueError(f"length must be None (unbounded) or >= 0, not {length}")
         self.seed, self.length, self.image_format = int(seed), length, image_format
-        if vocabulary not in VOCABULARIES:
-            raise ValueError(f"unknown shapes vocabulary {vocabulary!r}: choose {' or '.join(VOCABULARIES)}")
+        paraphrase_words(vocabulary)   # an unknown name fails here, not at the first caption
         self.p_pair, self.p_reversed, self.p_size, self.held_out = p_pair, p_reversed, p_size, held_out
         self.vocabulary = vocabulary
 
