@@ -53,7 +53,7 @@ WORDINGS = {"train_phrasings": False, "held_out": True, **{f"held_out_{k}": k fo
 
 def score(pipe, n: int, held_out: bool | int) -> dict:
     """Colour / shape / position / relation / size accuracy, all named attributes (``all``), relation per relation
-    and per relation wording, and position per place, of ``n`` held-out scenes at the default guidance, prompted in
+    and per relation wording, size per size word, and position per place, of ``n`` held-out scenes at the default guidance, prompted in
     the wording ``held_out`` selects."""
     from ddpmkit.evaluate import shapes_prompt_accuracy
     from ddpmkit.pipeline import DEFAULT_GUIDANCE
