@@ -1,5 +1,5 @@
 """Score finished shapes text runs on the caption wordings of ``shapes_seeds.WORDINGS`` (training phrasings, held-out
-sets 1-8), at the default guidance on the same 300 held-out scenes; one JSON line per run.
+sets 1-9), at the default guidance on the same 300 held-out scenes; one JSON line per run.
 
     python benchmarks/shapes_held_out.py runs/shapes-words6 runs/s14/readme-s1 --wordings held_out_2 held_out_3 \
         --out benchmarks/results/shapes_held_out.jsonl

@@ -120,7 +120,7 @@ DEVICE_OPTION = click.option(
                    "'below') rather than left / upper first ('left of', 'above') [default: 0.5].")
 @click.option("--shapes-vocabulary", type=click.Choice(["base", "wide"]), default=None,
               help="--dataset shapes: the paraphrases' wordings; wide adds relation verbs and every wording of the "
-                   "held-out sets 1-7 (then only set 8 is unseen). On set 8 it read two of four new relation verbs, "
+                   "held-out sets 1-7 (then only sets 8 and 9 are unseen). On set 8 it read two of four new relation verbs, "
                    "not new size words, and cost trained size (README, session 19) [default: base].")
 @click.option("--shapes-forward-steps", type=int, default=None, callback=_non_negative,
               help="--dataset shapes, curriculum: the first N steps draw no pair captioned right / lower object "
@@ -275,9 +275,9 @@ def _run_and_prompt(args: tuple[str, ...], prompt: str | None) -> tuple[Path | N
 @click.option("--steps", type=int, default=None, callback=_positive, help="Sampler steps for generated images.")
 @click.option("--guidance", type=float, default=None, help="Guidance scale for text models [default: 3.0].")
 @click.option("--held-out-phrasings", is_flag=True, help="prompt-accuracy: prompt with paraphrases never trained on.")
-@click.option("--held-out-set", type=click.IntRange(1, 8), default=None,   # 1 to max(shapes.captions.HELD_OUT_SETS)
+@click.option("--held-out-set", type=click.IntRange(1, 9), default=None,   # 1 to max(shapes.captions.HELD_OUT_SETS)
               help="prompt-accuracy of a shapes run: which set of paraphrases never trained on (1: the one "
-                   "--held-out-phrasings uses; 2-8: shapes.captions.HELD_OUT_2 ... HELD_OUT_8, written later).")
+                   "--held-out-phrasings uses; 2-9: shapes.captions.HELD_OUT_2 ... HELD_OUT_9, written later).")
 @click.option("--samples", type=click.Path(path_type=Path), default=None,
               help="Folder mode: a folder of generated images to compare with --reference (no RUN).")
 @click.option("--reference", default="mnist-test", show_default=True,

@@ -168,10 +168,27 @@ HELD_OUT_8 = {
 HELD_OUT_8_ONLY = ("painting", "someone", "painted", "waits", "leftmost", "rightmost", "topmost", "bottommost",
                    "region", "core", "composition", "leftwards", "rightwards", "nearer", "surmounting", "lounging",
                    "shoring", "elevating", "puny", "compact", "immense", "whopping")
+# A ninth, written in session 20 before any change of that session: sets 1-8 all steered or scored a choice, so this is
+# the test of whatever session 20 adds. Its horizontal relations are said by reading order ("preceding", "following"),
+# its vertical verbs only by what they mean for two objects, its centre phrase by no centre word at all.
+HELD_OUT_9 = {
+    "single": ("a poster of a {obj} {where}", "spotted: a {obj} {where}", "a lone {obj} {where}"),
+    "pair": ("a poster of a {a} {rel} a {b}", "spotted: a {a} {rel} a {b}", "on the poster a {a} is {rel} a {b}"),
+    "where": {"left": ("within the left third",), "right": ("within the right third",),
+              "top": ("within the top third",), "bottom": ("within the bottom third",),
+              "centre": ("halfway between the edges",)},
+    "rel": {"left of": ("preceding", "a bit left of"), "right of": ("following", "a bit right of"),
+            "above": ("straddling", "squatting on"), "below": ("upholding", "cushioning")},
+    "size": {"small": ("dinky", "undersized"), "large": ("sizable", "humongous")},
+}
+HELD_OUT_9_ONLY = ("poster", "spotted", "lone", "within", "third", "halfway", "edges", "preceding", "following", "bit",
+                   "straddling", "squatting", "upholding", "cushioning", "dinky", "undersized", "sizable",
+                   "humongous")
 HELD_OUT_SETS = {1: HELD_OUT, 2: HELD_OUT_2, 3: HELD_OUT_3, 4: HELD_OUT_4, 5: HELD_OUT_5,   # held_out=True is set 1
-                 6: HELD_OUT_6, 7: HELD_OUT_7, 8: HELD_OUT_8}
+                 6: HELD_OUT_6, 7: HELD_OUT_7, 8: HELD_OUT_8, 9: HELD_OUT_9}
 HELD_OUT_ONLY_WORDS = {1: HELD_OUT_ONLY, 2: HELD_OUT_2_ONLY, 3: HELD_OUT_3_ONLY, 4: HELD_OUT_4_ONLY, 5: HELD_OUT_5_ONLY,
-                       6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY, 8: HELD_OUT_8_ONLY}
+                       6: HELD_OUT_6_ONLY, 7: HELD_OUT_7_ONLY, 8: HELD_OUT_8_ONLY,
+                       9: HELD_OUT_9_ONLY}
 
 # WIDE: a training vocabulary for ``--shapes-vocabulary wide`` (session 19): PARAPHRASE, the extra wordings of branch
 # exp-v2 (six per horizontal relation, relation verbs, four size words each), and every wording of the spent held-out
@@ -187,7 +204,7 @@ WIDE_EXTRA = {
             "below": ("lifting up", "hoisting up", "bearing the weight of", "pushing up", "raising up")},
     "size": {"small": ("minuscule", "diminutive"), "large": ("enormous", "gigantic")},
 }
-WIDE_UNSEEN_SETS = (8,)   # the held-out sets whose words a wide run never trains on
+WIDE_UNSEEN_SETS = (8, 9)   # the held-out sets whose words a wide run never trains on
 
 
 def _merged(*tables: dict) -> dict:
@@ -216,11 +233,13 @@ SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "miniature":
               "teeny": "small", "jumbo": "large", "petite": "small", "oversized": "large", "wee": "small",
               "colossal": "large", "microscopic": "small", "slight": "small", "hefty": "large", "mammoth": "large",
               "minuscule": "small", "diminutive": "small", "enormous": "large", "gigantic": "large",
-              "puny": "small", "compact": "small", "immense": "large", "whopping": "large"}
+              "puny": "small", "compact": "small", "immense": "large", "whopping": "large",
+              "dinky": "small", "undersized": "small", "sizable": "large", "humongous": "large"}
 POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "upper": "top", "lower": "bottom",
                   "centre": "centre", "center": "centre", "middle": "centre", "centred": "centre", "centered": "centre",
                   "central": "centre", "midpoint": "centre", "heart": "centre", "core": "centre",
-                  "leftmost": "left", "rightmost": "right", "topmost": "top", "bottommost": "bottom"}
+                  "leftmost": "left", "rightmost": "right", "topmost": "top", "bottommost": "bottom",
+                  "halfway": "centre"}
 RELATION_PHRASES = {   # longest first when matching
     "to the left of": "left of", "on the left of": "left of", "left of": "left of",
     "further left than": "left of",
@@ -249,6 +268,8 @@ RELATION_PHRASES = {   # longest first when matching
     "leftwards from": "left of", "rightwards from": "right of", "nearer the left edge than": "left of",
     "nearer the right edge than": "right of", "surmounting": "above", "lounging on": "above", "shoring up": "below",
     "elevating": "below",
+    "preceding": "left of", "following": "right of", "a bit left of": "left of", "a bit right of": "right of",
+    "straddling": "above", "squatting on": "above", "upholding": "below", "cushioning": "below",
 }
 _REL_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, RELATION_PHRASES), key=len, reverse=True)) + r")\b")
 _SIZE_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, SIZE_WORDS), key=len, reverse=True)) + r")\b")
@@ -283,7 +304,7 @@ def caption(label: dict, rng: np.random.Generator, held_out: bool | int = False,
             paraphrase: bool | str = False) -> str:
     """A caption for a scene label in the TRAIN phrasings (or a training paraphrase: ``paraphrase=True`` or
     ``"base"`` PARAPHRASE, ``"wide"`` WIDE; or an evaluation-only set: HELD_OUT for ``held_out=True``, HELD_OUT_2
-    for ``held_out=2``, ... HELD_OUT_8 for 8); sizes are named with probability ``p_size`` (both objects or
+    for ``held_out=2``, ... HELD_OUT_9 for 9); sizes are named with probability ``p_size`` (both objects or
     neither)."""
     held = held_out_words(held_out)
     if held is not None and paraphrase:
