@@ -53,7 +53,8 @@ WORDINGS = {"train_phrasings": False, "held_out": True, **{f"held_out_{k}": k fo
 
 def score(pipe, n: int, held_out: bool | int) -> dict:
     """Colour / shape / position / relation / size accuracy, all named attributes (``all``), relation per relation
-    and per relation wording, size per size word, and position per place, of ``n`` held-out scenes at the default guidance, prompted in
+    and per relation wording, size per size word and per prompted size (and their balanced mean), and position per
+    place, of ``n`` held-out scenes at the default guidance, prompted in
     the wording ``held_out`` selects."""
     from ddpmkit.evaluate import shapes_prompt_accuracy
     from ddpmkit.pipeline import DEFAULT_GUIDANCE
@@ -61,7 +62,7 @@ def score(pipe, n: int, held_out: bool | int) -> dict:
     r = shapes_prompt_accuracy(pipe, n=n, guidance=DEFAULT_GUIDANCE, held_out=held_out)
     return {**{k: r["attributes"][k] for k in ("color", "shape", "position", "relation", "size")}, "all": r["accuracy"],
             "per_relation": r["per_relation"], "per_relation_wording": r["per_relation_wording"],
-            "per_size_wording": r["per_size_wording"],
+            "per_size_wording": r["per_size_wording"], "per_size": r["per_size"], "size_balanced": r["size_balanced"],
             "per_position": r["per_position"]}
 
 

@@ -67,7 +67,7 @@ def test_the_rendered_ground_truth_scores_at_least_98_percent_everywhere():
     assert all(not v for v in pipe.lookup.values())   # every scene drawn exactly once
 
 
-@pytest.mark.parametrize("held_out", [True, 2, 3, 4])
+@pytest.mark.parametrize("held_out", [True, 2, 3, 4, 9])
 def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     train_prompts, train_labels = shapes_prompt_set(N)
     held_prompts, held_labels = shapes_prompt_set(N, held_out=held_out)
@@ -84,6 +84,7 @@ def test_held_out_paraphrases_prompt_the_same_scenes_in_other_words(held_out):
     assert set(res["per_size_wording"]) == sizes and sizes <= {w for ws in HELD_OUT_SETS[held_out]["size"].values()
                                                                for w in ws}
     assert sizes and all(v >= 0.9 for v in res["per_size_wording"].values()), res["per_size_wording"]
+    assert all(v >= 0.9 for v in res["per_size"].values()) and res["size_balanced"] >= 0.9, res["per_size"]
 
 
 def test_shapes_drawn_at_the_other_size_miss_size_for_every_size_word():
@@ -94,6 +95,22 @@ def test_shapes_drawn_at_the_other_size_miss_size_for_every_size_word():
         n=N)
     assert res["attributes"]["size"] <= 0.02 and res["attributes"]["color"] >= 0.98, res["attributes"]
     assert set(res["per_size_wording"]) == {"small", "large"} and not any(res["per_size_wording"].values())
+    assert res["per_size"] == {"small": 0.0, "large": 0.0} and res["size_balanced"] == 0.0
+
+
+def test_a_model_that_draws_every_shape_large_reads_no_size_word_and_scores_half_balanced():
+    """What guidance does to a prompt whose size word a model cannot read: the object comes out large. Plain size
+    accuracy then rewards large-words; the balanced figure says 50%, as for any model that ignores the word."""
+    from ddpmkit.shapes.scene import EXTENTS
+    big = float(np.mean(EXTENTS["large"]))
+    res = shapes_prompt_accuracy(FakePipe(lambda lab: render(
+        {**lab, "objects": [{**o, "extent": big} for o in lab["objects"]]})), n=N)
+    prompts, labels = shapes_prompt_set(N)
+    named = [lab["objects"][0]["size"] for p, lab in zip(prompts, labels)
+             if lab["relation"] is None and size_wording(p) is not None]
+    assert res["per_size"] == {"small": 0.0, "large": 1.0} and res["size_balanced"] == 0.5
+    assert res["single"]["size"] == pytest.approx(named.count("large") / len(named))
+    assert 0.3 < named.count("large") / len(named) < 0.7
 
 
 def test_the_evaluated_scenes_are_not_the_training_pool():
@@ -214,7 +231,7 @@ def test_cli_evaluates_a_tiny_shapes_text_run(tmp_path, capsys, monkeypatch):
     assert main(["evaluate", str(tmp_path / "run"), "--metric", "prompt-accuracy", "--n", "4", "--steps", "2",
                  "--held-out-phrasings"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("shapes prompt accuracy") and "relation" in out[0], out
+    assert len(out) == 1 and out[0].startswith("shapes prompt accuracy") and "relation" in out[0] and "balanced" in out[0], out
     last = max(HELD_OUT_SETS)   # the option's range follows the sets the captions module holds
     for flags, held_out in ((["--held-out-phrasings"], True), (["--held-out-set", "2"], 2),
                             (["--held-out-set", str(last)], last)):
