@@ -171,7 +171,8 @@ def format_result(res: dict) -> str:
     a, c = res["attributes"], res["counts"]
     return (f"shapes prompt accuracy {pct1(res['accuracy'])} on {res['n']} scenes ({c['single']} single, "
             f"{c['pair']} pairs): color {pct(a['color'])}, shape {pct(a['shape'])}, size {pct(a['size'])} "
-            f"(of {c['size_named']} naming sizes; small/large balanced {pct(res['size_balanced'])}), position {pct(a['position'])} (single), relation "
+            f"(of {c['size_named']} naming sizes; small/large balanced {pct(res['size_balanced'])}), "
+            f"position {pct(a['position'])} (single), relation "
             f"{pct(a['relation'])} (pairs), count {pct(a['count'])}")
 
 
