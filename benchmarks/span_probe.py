@@ -41,17 +41,6 @@ class SpanNorm(nn.Module):
         return z * self.norm.weight.to(z.dtype) + self.norm.bias.to(z.dtype)
 
 
-def principal(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean, principal directions (columns, by decreasing variance) and variances of LayerNorm'd states [M, D]."""
-    z = F.layer_norm(states.double(), states.shape[-1:])
-    mean = z.mean(0)
-    cov = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64)
-    for chunk in (z - mean).split(65536):
-        cov += chunk.T @ chunk
-    values, vectors = torch.linalg.eigh(cov)
-    return mean.float(), vectors.flip(1).float(), values.flip(0).float()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path, help="a shapes text run (cross-attention, no text layers or positions)")
@@ -64,6 +53,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from ddpmkit.data import load_dataset
+    from ddpmkit.nn.unet import principal_directions
     from ddpmkit.pipeline import Pipeline
 
     pipe = Pipeline.load(args.run)
@@ -73,8 +63,8 @@ def main() -> None:
                         shapes_vocabulary=tc.shapes_vocabulary)
     captions = sorted({c for i in range(args.scenes) for c in data.captions[i]})
     cond = pipe.encoder(captions)
-    mean, vectors, variances = principal(cond.tokens[cond.mask])
-    p_mean, p_vectors, _ = principal(cond.pooled)
+    mean, vectors, variances = (x.float() for x in principal_directions(cond.tokens[cond.mask]))
+    p_mean, p_vectors, _ = (x.float() for x in principal_directions(cond.pooled))
     energy = (variances.cumsum(0) / variances.sum()).tolist()
     original_norm, original_pooled = net.context_norm, net.pooled_proj[0]
     scorer = commit()

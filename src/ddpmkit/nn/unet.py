@@ -99,6 +99,19 @@ def preset_config(name: str, **overrides: Any) -> UNetConfig:
     return UNetConfig(**{**PRESETS[name].to_dict(), **overrides})
 
 
+@torch.no_grad()
+def principal_directions(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean [D], principal directions [D, D] (columns, largest variance first) and their variances [D] of
+    LayerNorm'd (no affine) states [M, D], in float64."""
+    z = F.layer_norm(tokens.double(), tokens.shape[-1:])
+    mean = z.mean(0)
+    cov = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64)
+    for chunk in (z - mean).split(65536):
+        cov += chunk.T @ chunk
+    values, vectors = torch.linalg.eigh(cov)                       # ascending eigenvalues
+    return mean, vectors.flip(1), values.flip(0)
+
+
 class UNet(nn.Module):
     """``net(x_t, t, cond=None) -> [N, out_channels, H, W]``. ``cond`` (text models) has ``.tokens`` [N, L, D],
     ``.mask`` [N, L] (True = real token) and ``.pooled`` [N, D]."""
@@ -226,16 +239,11 @@ class UNet(nn.Module):
         k = self.config.text_key_rank
         if not k:
             raise ValueError("fit_key_basis needs a model built with text_key_rank > 0")
-        z = F.layer_norm(tokens.double(), tokens.shape[-1:])
-        if len(z) <= k:
-            raise ValueError(f"text_key_rank={k} needs more than {k} caption token states to fit, got {len(z)}")
-        mean = z.mean(0)
-        cov = torch.zeros(z.shape[1], z.shape[1], dtype=torch.float64)
-        for chunk in (z - mean).split(65536):
-            cov += chunk.T @ chunk
-        _, vectors = torch.linalg.eigh(cov)                        # ascending eigenvalues
+        if len(tokens) <= k:
+            raise ValueError(f"text_key_rank={k} needs more than {k} caption token states to fit, got {len(tokens)}")
+        mean, vectors, _ = principal_directions(tokens)
         self.key_mean.copy_(mean.to(self.key_mean.dtype))
-        self.key_basis.copy_(vectors[:, -k:].flip(1).to(self.key_basis.dtype))
+        self.key_basis.copy_(vectors[:, :k].to(self.key_basis.dtype))
 
 
     def _with_null(self, cond: Any, n: int, device: torch.device):
