@@ -104,9 +104,10 @@ def shapes_prompt_accuracy(pipe, n: int = DEFAULT_N, seed: int = 0, held_out: bo
     is ``None``.
 
     ``size_balanced`` is the figure that says whether size words are read. Guidance makes an object whose size the
-    prompt does not name large (the README's shapes model at w = 3 draws an unsized red circle or square on the left
-    large in 46 of 48 samples), so a model that ignores a size word scores about 100% on large-words and 0% on small-words: ``size``
-    then depends on how many prompts say "large", while ``size_balanced`` is about 50% for any such model.
+    prompt does not name large (the README's shapes model at w = 3 draws 45 of 48 unsized objects large;
+    ``benchmarks/size_default.py``), so a model that ignores a size word scores about 100% on large-words and 0% on
+    small-words: ``size`` then depends on how many prompts say "large", while ``size_balanced`` is about 50% for any
+    such model.
     """
     from ..evaluate import generate_batched
 
