@@ -120,8 +120,8 @@ DEVICE_OPTION = click.option(
                    "'below') rather than left / upper first ('left of', 'above') [default: 0.5].")
 @click.option("--shapes-vocabulary", type=click.Choice(["base", "wide"]), default=None,
               help="--dataset shapes: the paraphrases' wordings; wide adds relation verbs and every wording of the "
-                   "held-out sets 1-7 (then only sets 8 and 9 are unseen). On set 8 it read two of four new relation verbs, "
-                   "not new size words, and cost trained size (README, session 19) [default: base].")
+                   "held-out sets 1-7 (then only sets 8 and 9 are unseen). On set 8 it read two of four new relation "
+                   "verbs, not new size words, and cost trained size (README, session 19) [default: base].")
 @click.option("--shapes-forward-steps", type=int, default=None, callback=_non_negative,
               help="--dataset shapes, curriculum: the first N steps draw no pair captioned right / lower object "
                    "first, so which object a relation names first is learnt before the direction flips it "
