@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from report import commit
@@ -38,10 +37,8 @@ class SpanNorm(nn.Module):
         self.norm, self.mean, self.basis = norm, mean, basis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = F.layer_norm(x, x.shape[-1:])
-        mean, basis = self.mean.to(z.dtype), self.basis.to(z.dtype)
-        z = mean + ((z - mean) @ basis) @ basis.T
-        return z * self.norm.weight.to(z.dtype) + self.norm.bias.to(z.dtype)
+        from ddpmkit.nn.unet import projected_norm
+        return projected_norm(x, self.norm, self.mean, self.basis)
 
 
 def main() -> None:

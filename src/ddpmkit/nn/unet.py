@@ -112,6 +112,14 @@ def principal_directions(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return mean, vectors.flip(1), values.flip(0)
 
 
+def projected_norm(tokens: torch.Tensor, norm: nn.LayerNorm, mean: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``norm`` applied to ``tokens`` [..., D] with the normalised states projected on the columns of ``basis``
+    [D, k] around ``mean`` [D] before its affine: LayerNorm'd without the affine, projected, then the affine."""
+    mean, basis = mean.to(tokens.dtype), basis.to(tokens.dtype)
+    z = mean + ((F.layer_norm(tokens, tokens.shape[-1:]) - mean) @ basis) @ basis.T
+    return z * norm.weight.to(z.dtype) + norm.bias.to(z.dtype)
+
+
 class UNet(nn.Module):
     """``net(x_t, t, cond=None) -> [N, out_channels, H, W]``. ``cond`` (text models) has ``.tokens`` [N, L, D],
     ``.mask`` [N, L] (True = real token) and ``.pooled`` [N, D]."""
@@ -226,11 +234,8 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
     def _key_context(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The keys' view of the tokens: LayerNorm'd without its affine, projected on the fitted basis around the
-        fitted mean, then the same affine as the values' context."""
-        mean, basis = self.key_mean.to(tokens.dtype), self.key_basis.to(tokens.dtype)
-        z = mean + ((F.layer_norm(tokens, tokens.shape[-1:]) - mean) @ basis) @ basis.T
-        return z * self.context_norm.weight.to(z.dtype) + self.context_norm.bias.to(z.dtype)
+        """The keys' view of the tokens: the context LayerNorm with its states projected on the fitted basis."""
+        return projected_norm(tokens, self.context_norm, self.key_mean, self.key_basis)
 
     @torch.no_grad()
     def fit_key_basis(self, tokens: torch.Tensor) -> None:
