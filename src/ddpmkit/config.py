@@ -113,10 +113,11 @@ class TrainConfig:
         if self.shapes_captions < 1 or not 0.0 <= self.shapes_pairs <= 1.0 or not 0.0 <= self.shapes_reversed <= 1.0:
             raise UserError(f"shapes-captions must be ≥ 1 and shapes-pairs and shapes-reversed in [0, 1], got "
                             f"{self.shapes_captions}, {self.shapes_pairs} and {self.shapes_reversed}")
-        from .shapes.captions import VOCABULARIES
-        if self.shapes_vocabulary not in VOCABULARIES:
-            raise UserError(f"unknown shapes vocabulary {self.shapes_vocabulary!r}: choose "
-                            f"{' or '.join(VOCABULARIES)}")
+        from .shapes.captions import paraphrase_words
+        try:
+            paraphrase_words(self.shapes_vocabulary)
+        except ValueError as e:       # the captions module's one check, as a CLI-level error
+            raise UserError(str(e)) from None
         if self.shapes_forward_steps < 0:
             raise UserError(f"shapes-forward-steps must be ≥ 0, got {self.shapes_forward_steps}")
         if self.shapes_forward_steps and self.shapes_pairs == 1.0 and self.shapes_reversed == 1.0:
