@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = {"training_throughput": "(a) Training throughput",
          "work_per_image": "(a′) Work per training image, and the compute rate behind (a)",
          "memory_format": "(a″) ddpmkit's training step in the channels-last memory layout",
+         "step_profile": "(a‴) Where ddpmkit's training step spends its time, and what fusing could bound",
          "sampling_throughput": "(b) Sampling throughput",
          "quality_per_minute": "(c) Quality per CPU-minute", "peak_rss": "(d) Peak memory of a training step",
          "training_throughput_cuda": "(a, GPU) Training throughput on one GPU",
@@ -63,6 +64,14 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def load_section(key: str, quick: bool) -> dict | None:
+    """One stored section of the results file, or None where it has not been measured."""
+    json_path, _ = paths(quick)
+    if not json_path.exists():
+        return None
+    return json.loads(json_path.read_text())["sections"].get(key)
 
 
 def update(key: str, section: dict, quick: bool) -> Path:

@@ -36,9 +36,7 @@ def training_flops_per_image(toolkit: str, setting: str, batch: int = 2) -> floa
 
 
 def main() -> None:
-    json_path, _ = report.paths(False)
-    doc = json.loads(json_path.read_text()) if json_path.exists() else {"sections": {}}
-    timed = doc["sections"].get("training_throughput")
+    timed = report.load_section("training_throughput", False)
     if timed is None:
         raise SystemExit("no training-throughput section in benchmarks/results/peers.json: run "
                          "python benchmarks/throughput.py --only train first")
