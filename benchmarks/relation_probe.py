@@ -45,6 +45,15 @@ scored on the development sets 2-7 (set 8 untouched): relation 72.2% at layers 6
 
     python benchmarks/relation_probe.py --sets 2 3 4 5 6 7 --text-encoder PATH/all-mpnet-base-v2 --name relation_probe_dev_mpnet
 
+Set 9 (session 21, after every set-9 model had been scored; it steered nothing), fitted on the README's words:
+the vertical verbs read 42% at layers 3+6 (two classes: below chance; "upholding" and "cushioning" 0% at every layer
+but the last, "straddling" 100%, "squatting on" 73%) and 46% on the pooled vector; the new small-words read as large
+("dinky" 30%, "undersized" 0% at layers 3+6; "sizable" and "humongous" 100%). Unlike set 8's "puny", set 9's
+small-words are misread by the encoder before the U-Net sees them.
+
+    python benchmarks/relation_probe.py --sets 9 --name relation_probe_set9
+    python benchmarks/relation_probe.py --attribute size --sets 9 --name size_probe_set9
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
