@@ -54,6 +54,13 @@ small-words are misread by the encoder before the U-Net sees them.
     python benchmarks/relation_probe.py --sets 9 --name relation_probe_set9
     python benchmarks/relation_probe.py --attribute size --sets 9 --name size_probe_set9
 
+The same on all-mpnet-base-v2, sets 8 and 9 (session 21): relation 38% at layers 6+12 and 46% pooled, every new
+vertical verb but "surmounting", "cushioning" and "straddling" read backwards; size 97.5% at layers 6+12 ("dinky",
+"undersized", "compact" 100%, "puny" 82%). The larger encoder knows the new size words and not the new verbs.
+
+    python benchmarks/relation_probe.py --sets 8 9 --text-encoder PATH/all-mpnet-base-v2 --name relation_probe_sets89_mpnet
+    python benchmarks/relation_probe.py --attribute size --sets 8 9 --text-encoder PATH/all-mpnet-base-v2 --name size_probe_sets89_mpnet
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
