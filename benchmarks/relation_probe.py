@@ -61,6 +61,14 @@ vertical verb but "surmounting", "cushioning" and "straddling" read backwards; s
     python benchmarks/relation_probe.py --sets 8 9 --text-encoder PATH/all-mpnet-base-v2 --name relation_probe_sets89_mpnet
     python benchmarks/relation_probe.py --attribute size --sets 8 9 --text-encoder PATH/all-mpnet-base-v2 --name size_probe_sets89_mpnet
 
+``--attribute position`` (session 21) probes a single object's place (five classes) from the words after its shape
+word. Fitted on the README's words and scored on sets 7-9 (``--sets 7 8 9 --name position_probe_sets789``): layers
+3+6 read the margin/region/third wordings at 100% but for "in the rightmost region" (62%) and set 8's "waits in the
+rightmost region" (10%), and "at the core of the composition" at 100%, but "at the
+heart of the canvas" at 23% and "halfway between the edges" at 0% (pooled vector: 10% and 16%) — the two centre
+phrases without a place word the U-Net also misses (centred 0% by the seed-0 model and 0-30%), while it centres
+"at the core of the composition" only 13-77% of the time although the encoder has it.
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
@@ -78,21 +86,29 @@ def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute
                   vocabulary: str = "base"):
     """Mean hidden state [N, layers+1, D] of each caption's relation phrase, above (1) / below (0), the phrase, and
     the caption's pooled sentence vector [N, P]; with ``attribute="size"``, of the first object's size word (every
-    caption names sizes), small (1) / large (0). ``family="paraphrase"`` draws from the ``vocabulary``'s wordings."""
-    from ddpmkit.shapes.captions import _REL_RE, _SIZE_RE, caption
+    caption names sizes), small (1) / large (0); with ``attribute="position"`` (single objects), of the words after
+    the shape word — the place phrase, e.g. "within the right third" — and the index of the position in POSITIONS.
+    ``family="paraphrase"`` draws from the ``vocabulary``'s wordings."""
+    from ddpmkit.shapes.captions import _REL_RE, _SIZE_RE, POSITIONS, caption
     rng = np.random.default_rng(seed)
     states, target, phrase, texts = [], [], [], []
     for lab in labels:
         held = family if isinstance(family, int) else False   # an int: that held-out set
         text = " ".join(caption(lab, rng, held_out=held, paraphrase=vocabulary if family == "paraphrase" else False,
                                 p_size=1.0 if attribute == "size" else 0.5).lower().split())
-        match = (_SIZE_RE if attribute == "size" else _REL_RE).search(text)
         hidden, _, spans = all_layers(encoder, text)
-        inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
+        if attribute == "position":
+            start = text.rindex(lab["objects"][0]["shape"]) + len(lab["objects"][0]["shape"])
+            inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= start]
+            phrase.append(text[start:].strip())
+            target.append(POSITIONS.index(lab["objects"][0]["position"]))
+        else:
+            match = (_SIZE_RE if attribute == "size" else _REL_RE).search(text)
+            inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
+            phrase.append(match.group(1))
+            target.append(int(lab["objects"][0]["size"] == "small") if attribute == "size"
+                          else int(lab["relation"] == "above"))
         states.append(hidden[:, inside].mean(1).numpy())
-        target.append(int(lab["objects"][0]["size"] == "small") if attribute == "size"
-                      else int(lab["relation"] == "above"))
-        phrase.append(match.group(1))
         texts.append(text)
     return np.stack(states), np.array(target), np.array(phrase), encoder(texts).pooled.numpy()
 
@@ -107,8 +123,9 @@ def main() -> None:
     ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
                     help="held-out sets whose vertical wordings (or size words) the probe is scored on")
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
-    ap.add_argument("--attribute", choices=["relation", "size"], default="relation",
-                    help="relation: above vs below from the relation phrase; size: small vs large from the size word")
+    ap.add_argument("--attribute", choices=["relation", "size", "position"], default="relation",
+                    help="relation: above vs below from the relation phrase; size: small vs large from the size word; "
+                         "position: which of the five places, from a single object's place phrase")
     ap.add_argument("--vocabulary", choices=["base", "wide"], default="base",
                     help="the paraphrases the probe is fitted on beside TRAIN (wide: --shapes-vocabulary wide's, "
                          "which hold sets 1-7, so score it on set 8 only)")
@@ -121,9 +138,10 @@ def main() -> None:
     encoder = TextEncoder(args.text_encoder) if args.text_encoder else TextEncoder()
     step = encoder.num_layers // 6        # MiniLM (6 layers): 1; a 12-layer encoder: 2
     layer_sets = [[k * step for k in ks] for ks in LAYER_SETS]
-    data = ShapesDataset(seed=3, image_format="uint8", p_pair=1.0)
+    data = ShapesDataset(seed=3, image_format="uint8", p_pair=0.0 if args.attribute == "position" else 1.0)
     labels = [data[i][2] for i in range(1500)]
-    pairs = labels if args.attribute == "size" else [lab for lab in labels if lab.get("relation") in ("above", "below")]
+    pairs = (labels if args.attribute != "relation"
+             else [lab for lab in labels if lab.get("relation") in ("above", "below")])
     fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
     fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute, args.vocabulary)
            for family, seed in (("train", 0), ("paraphrase", 1))]
@@ -141,8 +159,9 @@ def main() -> None:
                      "held_out_per_phrase": per_phrase})
         print(f"layers {layers}: held out {right.mean():.3f} " +
               " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
-    what = ("above vs below from the relation phrase's" if args.attribute == "relation"
-            else "small vs large from the first object's size word's")
+    what = {"relation": "above vs below from the relation phrase's",
+            "size": "small vs large from the first object's size word's",
+            "position": "the single object's place (left/right/top/bottom/centre) from its place phrase's"}[args.attribute]
     save(args.name, f"linear-probe accuracy of {what} mean hidden state "
                            f"in {Path(encoder.name).name} (0 = embeddings, {encoder.num_layers} = output), fitted on "
                            "training wordings, scored on the held-out wordings of other scenes",
