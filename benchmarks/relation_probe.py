@@ -62,12 +62,12 @@ vertical verb but "surmounting", "cushioning" and "straddling" read backwards; s
     python benchmarks/relation_probe.py --attribute size --sets 8 9 --text-encoder PATH/all-mpnet-base-v2 --name size_probe_sets89_mpnet
 
 ``--attribute position`` (session 21) probes a single object's place (five classes) from the words after its shape
-word. Fitted on the README's words and scored on sets 7-9 (``--sets 7 8 9 --name position_probe_sets789``): layers
-3+6 read the margin/region/third wordings at 100% but for "in the rightmost region" (62%) and set 8's "waits in the
-rightmost region" (10%), and "at the core of the composition" at 100%, but "at the
-heart of the canvas" at 23% and "halfway between the edges" at 0% (pooled vector: 10% and 16%) — the two centre
-phrases without a place word the U-Net also misses (centred 0% by the seed-0 model and 0-30%), while it centres
-"at the core of the composition" only 13-77% of the time although the encoder has it.
+word. Fitted on the README's words and scored on sets 7-9 (``--sets 7 8 9 --name position_probe_sets789``): layers 3+6
+read the margin/region/third wordings at 100% but for "in the rightmost region" (62%) and set 8's "waits in the
+rightmost region" (10%), and "at the core of the composition" at 100%, but "at the heart of the canvas" at 23% and
+"halfway between the edges" at 0% (pooled vector: 10% and 16%) — the two centre phrases without a place word the U-Net
+also misses (centred 0% by the seed-0 model and 0-30%), while it centres "at the core of the composition" only 13-77%
+of the time although the encoder has it.
 
 Needs scikit-learn (pip install -e '.[bench]').
 """
@@ -121,7 +121,7 @@ def main() -> None:
     from ddpmkit.shapes.captions import HELD_OUT_SETS
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
-                    help="held-out sets whose vertical wordings (or size words) the probe is scored on")
+                    help="held-out sets whose vertical wordings (size words, place phrases) the probe is scored on")
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
     ap.add_argument("--attribute", choices=["relation", "size", "position"], default="relation",
                     help="relation: above vs below from the relation phrase; size: small vs large from the size word; "
@@ -140,9 +140,9 @@ def main() -> None:
     layer_sets = [[k * step for k in ks] for ks in LAYER_SETS]
     data = ShapesDataset(seed=3, image_format="uint8", p_pair=0.0 if args.attribute == "position" else 1.0)
     labels = [data[i][2] for i in range(1500)]
-    pairs = (labels if args.attribute != "relation"
-             else [lab for lab in labels if lab.get("relation") in ("above", "below")])
-    fit_scenes, test_scenes = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
+    scenes = (labels if args.attribute != "relation"
+              else [lab for lab in labels if lab.get("relation") in ("above", "below")])
+    fit_scenes, test_scenes = scenes[: len(scenes) // 2], scenes[len(scenes) // 2:]
     fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute, args.vocabulary)
            for family, seed in (("train", 0), ("paraphrase", 1))]
     x_fit, y_fit = np.concatenate([f[0] for f in fit]), np.concatenate([f[1] for f in fit])
