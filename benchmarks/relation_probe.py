@@ -69,6 +69,18 @@ rightmost region" (10%), and "at the core of the composition" at 100%, but "at t
 also misses (centred 0% by the seed-0 model and 0-30%), while it centres "at the core of the composition" only 13-77%
 of the time although the encoder has it.
 
+Fitted on the wide vocabulary instead (sets 1-7's words; ``--sets 9 --vocabulary wide --name
+relation_probe_set9_wide``), the same set-9 verbs read 78% at layers 3+6 ("cushioning", "straddling", "upholding"
+100%, "squatting on" 0%); the wide-vocabulary U-Net (seed 1, 3,200 steps) draws them at 74, 88, 17 and 100%: about
+as often on average (70%), not word by word.
+
+``--attribute horizontal`` probes left of vs right of the same way (session 21). On set 9 (``--sets 9 --name
+horizontal_probe_set9_base``, and ``_wide`` with ``--vocabulary wide``) "a bit left/right of" read 100% and
+"preceding" and "following" are both read as *left of* at every layer with either vocabulary (100% and 0%): the
+encoder puts the two reading-order words on one side, so no reading of these states can draw both right (the
+U-Nets draw both at 0%). On sets 2-8 (``--sets 2 3 4 5 6 7 8 --name horizontal_probe_sets2to8``) layers 3+6 read
+89%, every wording 97-100% but "to the east of" (15%) and "on the right flank of" (35%).
+
 Needs scikit-learn (pip install -e '.[bench]').
 """
 from __future__ import annotations
@@ -107,7 +119,7 @@ def phrase_states(encoder, labels: list[dict], family: str, seed: int, attribute
             inside = [i for i, (s, e) in enumerate(spans) if e > s and s >= match.start(1) and e <= match.end(1)]
             phrase.append(match.group(1))
             target.append(int(lab["objects"][0]["size"] == "small") if attribute == "size"
-                          else int(lab["relation"] == "above"))
+                          else int(lab["relation"] == ("left of" if attribute == "horizontal" else "above")))
         states.append(hidden[:, inside].mean(1).numpy())
         texts.append(text)
     return np.stack(states), np.array(target), np.array(phrase), encoder(texts).pooled.numpy()
@@ -123,9 +135,10 @@ def main() -> None:
     ap.add_argument("--sets", type=int, nargs="+", default=[1], choices=sorted(HELD_OUT_SETS),
                     help="held-out sets whose vertical wordings (size words, place phrases) the probe is scored on")
     ap.add_argument("--name", default="relation_probe", help="results file benchmarks/results/NAME.json")
-    ap.add_argument("--attribute", choices=["relation", "size", "position"], default="relation",
-                    help="relation: above vs below from the relation phrase; size: small vs large from the size word; "
-                         "position: which of the five places, from a single object's place phrase")
+    ap.add_argument("--attribute", choices=["relation", "horizontal", "size", "position"], default="relation",
+                    help="relation: above vs below from the relation phrase; horizontal: left of vs right of from it; "
+                         "size: small vs large from the size word; position: which of the five places, from a single "
+                         "object's place phrase")
     ap.add_argument("--vocabulary", choices=["base", "wide"], default="base",
                     help="the paraphrases the probe is fitted on beside TRAIN (wide: --shapes-vocabulary wide's, "
                          "which hold sets 1-7, so score it on set 8 only)")
@@ -140,8 +153,8 @@ def main() -> None:
     layer_sets = [[k * step for k in ks] for ks in LAYER_SETS]
     data = ShapesDataset(seed=3, image_format="uint8", p_pair=0.0 if args.attribute == "position" else 1.0)
     labels = [data[i][2] for i in range(1500)]
-    scenes = (labels if args.attribute != "relation"
-              else [lab for lab in labels if lab.get("relation") in ("above", "below")])
+    axis = {"relation": ("above", "below"), "horizontal": ("left of", "right of")}.get(args.attribute)
+    scenes = labels if axis is None else [lab for lab in labels if lab.get("relation") in axis]
     fit_scenes, test_scenes = scenes[: len(scenes) // 2], scenes[len(scenes) // 2:]
     fit = [phrase_states(encoder, fit_scenes, family, seed, args.attribute, args.vocabulary)
            for family, seed in (("train", 0), ("paraphrase", 1))]
@@ -160,6 +173,7 @@ def main() -> None:
         print(f"layers {layers}: held out {right.mean():.3f} " +
               " ".join(f"{p!r} {a:.2f}" for p, a in per_phrase.items()), flush=True)
     what = {"relation": "above vs below from the relation phrase's",
+            "horizontal": "left of vs right of from the relation phrase's",
             "size": "small vs large from the first object's size word's",
             "position": "the single object's place (left/right/top/bottom/centre) from its place phrase's"}[args.attribute]
     save(args.name, f"linear-probe accuracy of {what} mean hidden state "
