@@ -77,9 +77,10 @@ as often on average (70%), not word by word.
 ``--attribute horizontal`` probes left of vs right of the same way (session 21). On set 9 (``--sets 9 --name
 horizontal_probe_set9_base``, and ``_wide`` with ``--vocabulary wide``) "a bit left/right of" read 100% and
 "preceding" and "following" are both read as *left of* at every layer with either vocabulary (100% and 0%): the
-encoder puts the two reading-order words on one side, so no reading of these states can draw both right (the
-U-Nets draw both at 0%). On sets 2-8 (``--sets 2 3 4 5 6 7 8 --name horizontal_probe_sets2to8``) layers 3+6 read
-89%, every wording 97-100% but "to the east of" (15%) and "on the right flank of" (35%).
+encoder puts the two reading-order words on one side, so no reading of these states can draw both right (the U-Nets
+draw both at 0%, but for one README seed's 55% on "following"). On sets 2-8 (``--sets 2 3 4 5 6 7 8 --name
+horizontal_probe_sets2to8``) layers 3+6 read 89%, every wording 97-100% but "to the east of" (15%) and "on the right
+flank of" (35%).
 
 Needs scikit-learn (pip install -e '.[bench]').
 """
