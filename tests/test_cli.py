@@ -211,6 +211,20 @@ def test_evaluate_nll(capsys, run_dir):
     assert r["n"] == 2 and r["bits_per_dim"] > 0
 
 
+def test_evaluate_nll_importance_sampled_and_its_refusals(capsys, run_dir):
+    code, out, err = run(capsys, "evaluate", str(run_dir), "--metric", "nll", "--n", "2", "--nll-timesteps", "5",
+                         "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["method"] == "importance-sampled" and r["timesteps"] == 5 and r["n"] == 2 and r["bits_per_dim"] > 0
+    code, out, err = run(capsys, "evaluate", str(run_dir), "--metric", "nll", "--n", "2", "--nll-timesteps", "5")
+    assert code == 0 and "importance-sampled, 5 timesteps per image" in out, err
+    code, _, err = run(capsys, "evaluate", str(run_dir), "--metric", "nll", "--nll-timesteps", "20")
+    one_error_line(code, err, "--nll-timesteps must be between 1 and 19")
+    code, _, err = run(capsys, "evaluate", str(run_dir), "--metric", "fid", "--nll-timesteps", "5")
+    one_error_line(code, err, "--nll-timesteps", "--metric nll")
+
+
 @pytest.mark.parametrize("device, fragment", [("tpu9", "not a torch device"), ("cuda:99", "cuda"),
                                               ("meta", "not meta")])
 def test_bad_device_is_one_line_and_writes_nothing(capsys, tmp_path, run_dir, device, fragment):
