@@ -32,6 +32,7 @@ def bits_per_dim(denoiser: Denoiser, x0: torch.Tensor, cond: Any = None, generat
     return {"total": terms.sum(1) + prior, "prior": prior, "terms": terms}
 
 
+@torch.no_grad()
 def vlb_term(denoiser: Denoiser, x0: torch.Tensor, t: torch.Tensor, cond: Any = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """L_t in bits/dim for each image of x0 at its own timestep t [N] (CPU float64), from one fresh draw of x_t."""
