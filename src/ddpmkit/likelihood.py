@@ -1,6 +1,6 @@
 """Negative log-likelihood in bits/dim: the variational bound over all T terms plus the prior (Ho et al. eq. 5),
 computed in full (``bits_per_dim``, one network evaluation per timestep) or estimated without bias from a few
-importance-sampled timesteps per image (``bits_per_dim_importance``, Nichol & Dhariwal 2021 §3.3's sampling applied to
+importance-sampled timesteps per image (``bits_per_dim_importance``; Nichol & Dhariwal 2021's eq. 18 sampling, applied to
 evaluation)."""
 from __future__ import annotations
 
