@@ -321,8 +321,8 @@ def evaluate(run, metric, n, batch_size, sampler, steps, guidance, held_out_phra
     if as_json:
         click.echo(json.dumps(res))
     elif metric == "nll" and samples is None:
-        how = ("" if res["method"] == "full bound" else
-               f"; importance-sampled, {res['timesteps']} timesteps per image, proposal from {res['pilot_images']} images")
+        how = ("" if res["method"] == "full bound" else f"; importance-sampled, {res['timesteps']} timesteps per "
+               f"image, proposal from {res['pilot_images']} images")
         click.echo(f"NLL {res['bits_per_dim']:.4f} ± {res['stderr']:.4f} bits/dim on {res['n']} held-out images "
                    f"({res['dataset']}; prior term {res['prior_bpd']:.2e}, decoder term {res['decoder_bpd']:.4f}{how})")
     elif metric == "prompt-accuracy" and res.get("dataset") == "shapes":

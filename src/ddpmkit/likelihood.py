@@ -1,7 +1,7 @@
 """Negative log-likelihood in bits/dim: the variational bound over all T terms plus the prior (Ho et al. eq. 5),
 computed in full (``bits_per_dim``, one network evaluation per timestep) or estimated without bias from a few
-importance-sampled timesteps per image (``bits_per_dim_importance``; Nichol & Dhariwal 2021's eq. 18 sampling, applied to
-evaluation)."""
+importance-sampled timesteps per image (``bits_per_dim_importance``; the sampling of Nichol & Dhariwal 2021, eq. 18,
+applied to evaluation)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -87,7 +87,8 @@ def bits_per_dim_importance(denoiser: Denoiser, x0: torch.Tensor, proposal: torc
     """
     T = denoiser.schedule.num_steps
     if proposal.shape != (T,) or proposal[0] != 0 or (proposal[1:] <= 0).any():
-        raise ValueError(f"proposal must be [T = {T}] with p[0] = 0 and every p[t >= 1] > 0: build it with vlb_proposal")
+        raise ValueError(f"proposal must be [T = {T}] with p[0] = 0 and every p[t >= 1] > 0: "
+                         "build it with vlb_proposal")
     if timesteps < 1:
         raise ValueError(f"timesteps must be at least 1, got {timesteps}")
     n = x0.shape[0]
