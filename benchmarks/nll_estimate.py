@@ -22,31 +22,24 @@ import report  # noqa: E402
 
 import torch  # noqa: E402
 
-from ddpmkit.data import load_dataset  # noqa: E402
-from ddpmkit.evaluate import evaluate_nll  # noqa: E402
+from ddpmkit.evaluate import PILOT_IMAGES, evaluate_nll, held_out_data  # noqa: E402
 from ddpmkit.likelihood import bits_per_dim_importance, vlb_proposal, vlb_term  # noqa: E402
 from ddpmkit.pipeline import Pipeline  # noqa: E402
 
 
-def decoder_sd(run: str, n: int, seed: int) -> float:
+def decoder_sd(pipe: Pipeline, x0: torch.Tensor, seed: int) -> float:
     """The decoder term L_0's own noise per image between two draws of x_1 (std of the difference / √2), bits/dim:
     computed once per image by both methods, it sets a floor under the estimate's noise that K does not lower."""
-    pipe = Pipeline.load(run)
-    tc = pipe.config.train
-    x0 = load_dataset(tc.dataset, tc.data_root, tc.image_size, tc.channels, split="test").batch(torch.arange(n))
-    g, t0 = torch.Generator().manual_seed(seed), torch.zeros(n, dtype=torch.long)
+    g, t0 = torch.Generator().manual_seed(seed), torch.zeros(len(x0), dtype=torch.long)
     a, b = (vlb_term(pipe.denoiser, x0, t0, None, g) for _ in range(2))
     return float((a - b).std() / 2 ** 0.5)
 
 
-def sampling_sd(run: str, n: int, timesteps: int, seed: int) -> float:
+def sampling_sd(pipe: Pipeline, x0: torch.Tensor, timesteps: int, seed: int) -> float:
     """The estimate's own noise: the per-image standard deviation between two estimates of the same images with
     independent draws (std of their difference / √2), in bits/dim."""
-    pipe = Pipeline.load(run)
-    tc = pipe.config.train
-    x0 = load_dataset(tc.dataset, tc.data_root, tc.image_size, tc.channels, split="test").batch(torch.arange(n))
     g = torch.Generator().manual_seed(seed)
-    p = vlb_proposal(pipe.denoiser, x0[:16], generator=g)
+    p = vlb_proposal(pipe.denoiser, x0[:PILOT_IMAGES], generator=g)
     a, b = (bits_per_dim_importance(pipe.denoiser, x0, p, timesteps, generator=g)["total"] for _ in range(2))
     return float((a - b).std() / 2 ** 0.5)
 
@@ -67,14 +60,16 @@ def main() -> None:
         print(f"{r['method']:>18} {'' if k is None else k:>4}: {r['bits_per_dim']:.4f} ± {r['stderr']:.4f} bits/dim "
               f"in {r['wall_s']} s", flush=True)
     full = rows[0]
+    pipe = Pipeline.load(args.run)
+    x0 = held_out_data(pipe).batch(torch.arange(full["n"]))
     for r in rows[1:]:
         r["minus_full"] = r["bits_per_dim"] - full["bits_per_dim"]
         r["speedup"] = round(full["wall_s"] / r["wall_s"], 1)
-        r["sampling_sd_per_image"] = sampling_sd(args.run, args.n, r["timesteps"], args.seed + 1)
-        r["sampling_se_of_mean"] = r["sampling_sd_per_image"] / args.n ** 0.5
+        r["sampling_sd_per_image"] = sampling_sd(pipe, x0, r["timesteps"], args.seed + 1)
+        r["sampling_se_of_mean"] = r["sampling_sd_per_image"] / full["n"] ** 0.5
         print(f"K = {r['timesteps']}: sampling sd per image {r['sampling_sd_per_image']:.4f}, of the mean "
               f"{r['sampling_se_of_mean']:.4f} bits/dim", flush=True)
-    dec = decoder_sd(args.run, args.n, args.seed + 2)
+    dec = decoder_sd(pipe, x0, args.seed + 2)
     print(f"decoder term alone: sd per image {dec:.4f} bits/dim between two draws", flush=True)
     out = {"run": args.run, "n": args.n, "rows": rows, "decoder_sd_per_image": dec, "commit": report.commit(),
            "command": report.command_line()}

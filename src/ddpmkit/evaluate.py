@@ -14,9 +14,18 @@ from .pipeline import Pipeline
 from .shapes.evaluate import shapes_prompt_accuracy, shapes_prompt_set  # noqa: F401
 
 
+PILOT_IMAGES = 16   # images the importance-sampled NLL measures its proposal on
+
+
+def held_out_data(pipe: Pipeline):
+    """The run's dataset, held-out split: what the NLL is measured on."""
+    tc = pipe.config.train
+    return load_dataset(tc.dataset, tc.data_root, tc.image_size, tc.channels, split="test")
+
+
 def evaluate_nll(run_dir: str | Path | None, n: int = 100, batch_size: int = 100, seed: int = 0,
                  progress: bool = False, device: str = "cpu", timesteps: int | None = None,
-                 pilot: int = 16) -> dict:
+                 pilot: int = PILOT_IMAGES) -> dict:
     """Bits/dim of the bound on the first ``n`` held-out images of the run's dataset (MNIST: the 1,000 held-out
     digits; folders and other sets: their images, which may be the training images).
 
@@ -31,8 +40,7 @@ def evaluate_nll(run_dir: str | Path | None, n: int = 100, batch_size: int = 100
     if timesteps is not None and not 1 <= timesteps < pipe.schedule.num_steps:
         raise UserError(f"--nll-timesteps must be between 1 and {pipe.schedule.num_steps - 1} (the model's KL terms), "
                         f"got {timesteps}; leave it out for the full bound")
-    tc = pipe.config.train
-    data = load_dataset(tc.dataset, tc.data_root, tc.image_size, tc.channels, split="test")
+    data = held_out_data(pipe)
     n = min(n, len(data))
     g = torch.Generator().manual_seed(seed)
     proposal = None

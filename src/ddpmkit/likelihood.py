@@ -63,7 +63,7 @@ def vlb_proposal(denoiser: Denoiser, x0: torch.Tensor, cond: Any = None, grid: i
     rms = torch.stack([vlb_term(denoiser, x0, torch.full((x0.shape[0],), int(t)), cond, generator)
                        .square().mean().sqrt() for t in points])
     ts = torch.arange(1, T, dtype=torch.float64)
-    q = torch.from_numpy(np.interp(ts.numpy(), points.double().numpy(), rms.numpy())).clamp_min(0)
+    q = torch.from_numpy(np.interp(ts.numpy(), points.double().numpy(), rms.numpy()))
     q = q / q.sum() if q.sum() > 0 else torch.full_like(q, 1.0 / (T - 1))
     p = torch.zeros(T, dtype=torch.float64)
     p[1:] = (1 - floor) * q + floor / (T - 1)
